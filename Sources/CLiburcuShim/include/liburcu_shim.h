@@ -1,0 +1,107 @@
+/*
+ * SwiftRCU - liburcu shim (room 1 of 3: the only code that touches liburcu).
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Wraps liburcu's memb flavour (<urcu/urcu-memb.h>) for Swift. Two kinds of function live here:
+ *
+ *  - INLINE FAST PATH (static inline, `rcushim_` prefix): compiled into the caller, so the read-side
+ *    critical section costs no call into liburcu. Built with _LGPL_SOURCE, which is why the project is
+ *    LGPL-2.1-or-later like liburcu.
+ *  - EXPORTED-FROM-SHIM (liburcu_shim.c, hidden visibility): thread registration, thread-exit cleanup
+ *    and fork handling; never on the read path.
+ *
+ * Usage rules (liburcu's, restated):
+ *  - a thread must be registered before it enters a read-side critical section: call
+ *    rcushim_thread_ready() first; it registers on first use;
+ *  - grace-period waits (synchronize, barrier) must not be called inside a read-side critical section;
+ *  - nothing here checks arguments: the Swift layer does.
+ */
+#ifndef SWIFTRCU_LIBURCU_SHIM_H
+#define SWIFTRCU_LIBURCU_SHIM_H
+
+#ifndef _LGPL_SOURCE
+#define _LGPL_SOURCE 1
+#endif
+#include <stdint.h>
+#include <urcu/urcu-memb.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Deepest nesting of read-side critical sections the library tracks per thread. */
+#define RCUSHIM_MAX_NESTING 255
+
+/**
+ * Per-thread state of the library, one instance per thread in thread-local storage.
+ *
+ * Invariants:
+ *  - `serial` is 0 until the thread's first use, then unique among all threads of the process;
+ *  - `ready` is 1 exactly while the thread is registered with liburcu (by the library or adopted);
+ *  - `depth` counts the library's open read-side sections on this thread (each one also holds one
+ *    level of liburcu's nesting counter), and `ids[0..depth)` holds their identities;
+ *  - only the owning thread reads or writes the struct (the fork and exit handlers run on it too).
+ */
+struct rcushim_thread {
+    uint64_t serial;
+    uint64_t next_seq;
+    uint32_t depth;
+    uint8_t ready;
+    uint8_t owns_registration; /* 1: the library registered the thread; 0: adopted or none */
+    uint8_t in_callback;       /* >0: running a deferred destroy on a liburcu call_rcu thread */
+    uint8_t exiting;
+    void *_Nullable table;             /* cached copy of the process-wide handle directory (see CABI) */
+    uint64_t ids[RCUSHIM_MAX_NESTING];
+};
+
+#pragma clang assume_nonnull begin
+
+/* EXPORTED-FROM-SHIM: the thread-local instance; hidden, reached only through rcushim_self(). */
+extern __thread struct rcushim_thread rcushim_thread_state __attribute__((visibility("hidden")));
+
+/* INLINE FAST PATH: the calling thread's state (one thread-local lookup). */
+static inline struct rcushim_thread *rcushim_self(void) { return &rcushim_thread_state; }
+
+/* INLINE FAST PATH: the identity stack of the calling thread's sections. */
+static inline uint64_t *rcushim_ids(struct rcushim_thread *t) { return t->ids; }
+
+/* INLINE FAST PATH: liburcu's read lock; requires t->ready. */
+static inline void rcushim_read_lock(void) { _urcu_memb_read_lock(); }
+
+/* INLINE FAST PATH: liburcu's read unlock; requires a matching rcushim_read_lock on this thread. */
+static inline void rcushim_read_unlock(void) { _urcu_memb_read_unlock(); }
+
+/* INLINE FAST PATH: nonzero while this thread is inside any liburcu memb read-side section
+ * (the library's, or the program's own when it also uses liburcu directly). */
+static inline int rcushim_read_ongoing(void) { return _urcu_memb_read_ongoing() != 0; }
+
+/* EXPORTED-FROM-SHIM: registers the calling thread on first use (or adopts a registration the
+ * program made itself); returns 0 on success, -1 when the thread is exiting. */
+int rcushim_thread_init(void) __attribute__((visibility("hidden")));
+
+/* INLINE FAST PATH: makes sure the calling thread may enter a read-side section. */
+static inline int rcushim_thread_ready(struct rcushim_thread *t) {
+    if (__builtin_expect(t->ready, 1))
+        return 0;
+    return rcushim_thread_init();
+}
+
+/* EXPORTED-FROM-SHIM: undoes the library's registration of the calling thread (an adopted
+ * registration is only forgotten). Requires depth == 0 and no liburcu section open. */
+void rcushim_thread_fini(void) __attribute__((visibility("hidden")));
+
+/* EXPORTED-FROM-SHIM: waits for a grace period (urcu_memb_synchronize_rcu), excluded from fork. */
+void rcushim_synchronize(void) __attribute__((visibility("hidden")));
+
+/* Deferred work: thin wrappers over liburcu's exported functions. */
+static inline void rcushim_barrier(void) { urcu_memb_barrier(); }
+static inline void rcushim_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *)) {
+    urcu_memb_call_rcu(head, func);
+}
+
+#pragma clang assume_nonnull end
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SWIFTRCU_LIBURCU_SHIM_H */

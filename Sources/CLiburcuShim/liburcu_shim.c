@@ -1,0 +1,155 @@
+/*
+ * SwiftRCU - liburcu shim (room 1 of 3), EXPORTED-FROM-SHIM part.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Thread registration with liburcu on first use, release of a thread's read locks and
+ * registration when it exits, and fork handling. Nothing here is on the read path.
+ */
+#include "liburcu_shim.h"
+
+#include <pthread.h>
+#include <string.h>
+
+__thread struct rcushim_thread rcushim_thread_state __attribute__((visibility("hidden")));
+
+/*
+ * Registry of the threads that have used the library, so that a forked child can mark the
+ * read sections of threads that do not exist in it as ended.
+ *
+ * Invariants: `registry_head` links, through `registry_link`, every thread that ran
+ * rcushim_thread_init and has not exited; it is only touched with `registry_lock` held.
+ */
+struct registry_entry {
+    struct registry_entry *next;
+    struct rcushim_thread *state;
+    struct urcu_reader *reader; /* the thread's liburcu reader record */
+};
+static __thread struct registry_entry registry_link;
+static struct registry_entry *registry_head;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Held for reading around every liburcu call that takes liburcu's registry or grace-period locks
+ * (register, unregister, synchronize), and for writing across fork, so that no such lock is held
+ * by a thread that does not exist in the child. Never held across a barrier: liburcu's call_rcu
+ * threads are paused during fork and a barrier waits for them. */
+static pthread_rwlock_t gp_fork_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+static pthread_key_t exit_key;
+static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
+static uint64_t serial_counter;
+
+static void registry_remove(struct registry_entry *entry) {
+    pthread_mutex_lock(&registry_lock);
+    for (struct registry_entry **p = &registry_head; *p != NULL; p = &(*p)->next) {
+        if (*p == entry) {
+            *p = entry->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* Leaves the registry and undoes the library's own liburcu registration (an adopted one stays). */
+static void release_registration(struct rcushim_thread *t) {
+    registry_remove(&registry_link);
+    if (t->owns_registration) {
+        pthread_rwlock_rdlock(&gp_fork_lock);
+        urcu_memb_unregister_thread();
+        pthread_rwlock_unlock(&gp_fork_lock);
+    }
+    t->ready = 0;
+    t->owns_registration = 0;
+}
+
+/* Runs when a thread that used the library exits: ends the read sections it still holds and
+ * undoes the library's registration, so that grace periods never wait for a dead thread. */
+static void on_thread_exit(void *unused) {
+    (void)unused;
+    struct rcushim_thread *t = &rcushim_thread_state;
+    t->exiting = 1;
+    if (!t->ready)
+        return;
+    while (t->depth > 0) {
+        t->depth--;
+        _urcu_memb_read_unlock();
+    }
+    release_registration(t);
+}
+
+static void before_fork(void) {
+    urcu_memb_call_rcu_before_fork();
+    pthread_rwlock_wrlock(&gp_fork_lock);
+    pthread_mutex_lock(&registry_lock);
+}
+
+static void after_fork_parent(void) {
+    pthread_mutex_unlock(&registry_lock);
+    pthread_rwlock_unlock(&gp_fork_lock);
+    urcu_memb_call_rcu_after_fork_parent();
+}
+
+static void after_fork_child(void) {
+    /* Only the forking thread exists in the child: the others' read sections can never end,
+     * so mark them ended (their liburcu counters are plain memory of this process now). */
+    struct registry_entry **p = &registry_head;
+    while (*p != NULL) {
+        struct registry_entry *entry = *p;
+        if (entry != &registry_link) {
+            /* SAFETY: the entry's thread is gone in the child, its TLS memory remains mapped. */
+            entry->reader->ctr = 0;
+            *p = entry->next;
+        } else {
+            p = &entry->next;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+    pthread_rwlock_unlock(&gp_fork_lock);
+    urcu_memb_call_rcu_after_fork_child();
+}
+
+static void setup(void) {
+    (void)pthread_key_create(&exit_key, on_thread_exit);
+    (void)pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
+int rcushim_thread_init(void) {
+    struct rcushim_thread *t = &rcushim_thread_state;
+    if (t->ready)
+        return 0;
+    if (t->exiting)
+        return -1;
+    pthread_once(&setup_once, setup);
+    if (t->serial == 0)
+        t->serial = __atomic_add_fetch(&serial_counter, 1, __ATOMIC_RELAXED); /* Ordering: unique value only. */
+    if (URCU_TLS(urcu_memb_reader).registered) {
+        t->owns_registration = 0; /* the program registered this thread itself: adopt it */
+    } else {
+        pthread_rwlock_rdlock(&gp_fork_lock);
+        urcu_memb_register_thread();
+        pthread_rwlock_unlock(&gp_fork_lock);
+        t->owns_registration = 1;
+    }
+    registry_link.state = t;
+    registry_link.reader = &URCU_TLS(urcu_memb_reader);
+    pthread_mutex_lock(&registry_lock);
+    registry_link.next = registry_head;
+    registry_head = &registry_link;
+    pthread_mutex_unlock(&registry_lock);
+    (void)pthread_setspecific(exit_key, t);
+    t->ready = 1;
+    return 0;
+}
+
+void rcushim_thread_fini(void) {
+    struct rcushim_thread *t = &rcushim_thread_state;
+    if (!t->ready)
+        return;
+    release_registration(t);
+    (void)pthread_setspecific(exit_key, NULL);
+}
+
+void rcushim_synchronize(void) {
+    pthread_rwlock_rdlock(&gp_fork_lock);
+    urcu_memb_synchronize_rcu();
+    pthread_rwlock_unlock(&gp_fork_lock);
+}

@@ -1,0 +1,106 @@
+// SwiftRCU core (room 2 of 3): grace periods and deferred destruction.
+// SPDX-License-Identifier: LGPL-2.1-or-later
+//
+// Calls only the liburcu shim (CLiburcuShim): synchronize_rcu, call_rcu and rcu_barrier.
+
+import CLiburcuShim
+import Glibc
+import Synchronization
+
+/// Waits for a grace period: every read-side critical section that was open when the call began
+/// has ended when it returns (liburcu's `synchronize_rcu`).
+///
+/// - Throws: `RcuError.deadlock`, waiting for nothing, when the calling thread is itself inside a
+///   read-side critical section (the wait could never end).
+public func synchronizeRCU() throws(RcuError) {
+    guard !ReadSide.isInSection else { throw .deadlock }
+    rcushim_synchronize()
+}
+
+/// Waits until every deferred release requested before the call has run (liburcu's `rcu_barrier`).
+///
+/// - Throws: `RcuError.deadlock` inside a read-side critical section, or from inside a deferred
+///   release itself (it would wait for its own completion).
+public func rcuBarrier() throws(RcuError) {
+    guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { throw .deadlock }
+    rcushim_barrier()
+}
+
+/// Destroys one object: the library's callback type, the same as `swiftrcu_destroy_fn`.
+public typealias DestroyFunction = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void
+
+/// Runs after a deferred destroy, with `finishArgument` (the C ABI returns a handle slot with it).
+public typealias FinishFunction = @convention(c) (UInt) -> Void
+
+/// A destroy waiting in liburcu's call_rcu queue.
+///
+/// # Invariants
+///
+/// - `head` is the first field, so a `rcu_head` pointer handed back by liburcu is also a pointer to
+///   the whole record;
+/// - the record is allocated by `deferDestroy` and freed by `runDeferredDestroy`, exactly once.
+struct DeferredDestroy {
+    var head: rcu_head
+    var object: UnsafeMutableRawPointer?
+    var destroy: DestroyFunction?
+    var context: UnsafeMutableRawPointer?
+    var finish: FinishFunction?
+    var finishArgument: UInt
+}
+
+/// Number of deferred destroys queued and not yet run, process-wide.
+///
+/// Ordering: relaxed everywhere; it is a statistic and a back-pressure signal, not a guard of data.
+let pendingDeferredDestroys = Atomic<Int>(0)
+
+/// Queues `destroy(object, context)` (then `finish(finishArgument)`) to run after a grace period on
+/// a liburcu call_rcu thread. Never waits for a grace period; allowed inside a read section.
+///
+/// Returns `false`, queueing nothing, when memory for the record cannot be allocated.
+public func deferDestroy(
+    object: UnsafeMutableRawPointer?, destroy: DestroyFunction?, context: UnsafeMutableRawPointer?,
+    finish: FinishFunction? = nil, finishArgument: UInt = 0
+) -> Bool {
+    guard let record = allocateDeferredDestroy() else { return false }
+    record.initialize(
+        to: DeferredDestroy(
+            head: rcu_head(), object: object, destroy: destroy, context: context,
+            finish: finish, finishArgument: finishArgument))
+    pendingDeferredDestroys.add(1, ordering: .relaxed)
+    // SAFETY: `head` is the record's first field (type invariant), so this points into the record;
+    // liburcu keeps it until the callback, which owns the record from then on.
+    let head = UnsafeMutableRawPointer(record).assumingMemoryBound(to: rcu_head.self)
+    rcushim_call_rcu(head, deferredDestroyCallback)
+    return true
+}
+
+/// Fresh, uninitialised memory for one record; `nil` when out of memory.
+private func allocateDeferredDestroy() -> UnsafeMutablePointer<DeferredDestroy>? {
+    guard let raw = malloc(MemoryLayout<DeferredDestroy>.size) else { return nil }
+    // SAFETY: `raw` is fresh memory of the record's size, and malloc's alignment covers it.
+    return raw.bindMemory(to: DeferredDestroy.self, capacity: 1)
+}
+
+/// The call_rcu callback: runs one deferred destroy and frees its record.
+private let deferredDestroyCallback: @convention(c) (UnsafeMutablePointer<rcu_head>) -> Void = { head in
+    runDeferredDestroy(head)
+}
+
+private func runDeferredDestroy(_ head: UnsafeMutablePointer<rcu_head>) {
+    // SAFETY: liburcu hands back the `head` that `deferDestroy` queued; it is the first field of a
+    // live `DeferredDestroy` that nothing else references any more.
+    let record = UnsafeMutableRawPointer(head).assumingMemoryBound(to: DeferredDestroy.self)
+    let item = record.move()
+    free(record)
+    let t = rcushim_self()
+    t.pointee.in_callback &+= 1
+    if let destroy = item.destroy, item.object != nil {
+        destroy(item.object, item.context)
+    }
+    item.finish?(item.finishArgument)
+    t.pointee.in_callback &-= 1
+    pendingDeferredDestroys.subtract(1, ordering: .relaxed)
+}
+
+/// The number of deferred destroys queued and not yet run.
+public var pendingDeferredDestroyCount: Int { pendingDeferredDestroys.load(ordering: .relaxed) }

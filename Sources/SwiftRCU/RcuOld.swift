@@ -1,0 +1,71 @@
+// SwiftRCU core (room 2 of 3): an unpublished object waiting for its grace period.
+// SPDX-License-Identifier: LGPL-2.1-or-later
+
+/// An object that has been unpublished but may still be read by readers that found it earlier
+/// (the kernel's `RcuOld<P>`).
+///
+/// Dropping it (or `free()`) waits for a grace period, then releases the object; `deferRelease()`
+/// releases it after a grace period without waiting (liburcu's `call_rcu`). Inside a read-side
+/// critical section a wait could never end, so there a drop defers instead of waiting.
+///
+/// # Invariants
+///
+/// `bits` is the bits of an `Unmanaged<Value>` holding one retain that this `RcuOld` owns, and no
+/// `Rcu` publishes that retain any more.
+public struct RcuOld<Value: AnyObject & Sendable>: ~Copyable, @unchecked Sendable {
+    let bits: UInt
+
+    /// Takes ownership of the retain in `bits`; `nil` for 0.
+    init?(bits: UInt) {
+        guard bits != 0 else { return nil }
+        // INVARIANT: the caller moved its retain of an unpublished object into `bits`.
+        self.bits = bits
+    }
+
+    /// The unpublished object (a strong reference).
+    public var value: Value {
+        // SAFETY: `bits` is a retained `Unmanaged<Value>` (type invariant), alive while `self` is.
+        Unmanaged<Value>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).takeUnretainedValue()
+    }
+
+    /// Waits for a grace period, then releases the object (what dropping `self` does).
+    public consuming func free() {}
+
+    /// Releases the object after a grace period, asynchronously; never waits.
+    public consuming func deferRelease() {
+        let bits = self.bits
+        discard self
+        Self.releaseLater(bits)
+    }
+
+    deinit {
+        if ReadSide.isInSection {
+            Self.releaseLater(bits)
+            return
+        }
+        try? synchronizeRCU()
+        // SAFETY: a grace period has passed since the object was unpublished, so no reader holds
+        // it; the retain released here is the one this `RcuOld` owned (type invariant).
+        Unmanaged<Value>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).release()
+    }
+
+    private static func releaseLater(_ bits: UInt) {
+        let raw = UnsafeMutableRawPointer(bitPattern: bits)
+        if !deferDestroy(object: raw, destroy: releaseRetained, context: nil) {
+            // No memory for the record: wait here instead, if waiting is allowed at all.
+            if !ReadSide.isInSection {
+                try? synchronizeRCU()
+                releaseRetained(raw, nil)
+            } else {
+                preconditionFailure("RcuOld: out of memory while deferring a release inside a read section")
+            }
+        }
+    }
+}
+
+/// Releases the retain held in `object` (an `Unmanaged` of any class).
+private func releaseRetained(_ object: UnsafeMutableRawPointer?, _ context: UnsafeMutableRawPointer?) {
+    guard let object else { return }
+    // SAFETY: `object` is the bits of an `Unmanaged` whose retain the caller owned and hands over.
+    Unmanaged<AnyObject>.fromOpaque(object).release()
+}

@@ -1,0 +1,124 @@
+// SwiftRCU core (room 2 of 3): read-side critical sections and their identities.
+// SPDX-License-Identifier: LGPL-2.1-or-later
+//
+// Calls only the liburcu shim (CLiburcuShim). Shared by the Swift API (RcuGuard) and the C ABI
+// (swiftrcu_read_lock / swiftrcu_read_unlock / swiftrcu_dereference).
+
+import CLiburcuShim
+
+/// The identity of one read-side critical section: the thread that entered it, its nesting level
+/// and a per-thread sequence number.
+///
+/// # Invariants
+///
+/// - `thread` is the `serial` of the thread that entered the section (never 0 for a real section);
+/// - `word` is `seq << 8 | depth`, where `depth` (1...255) is the section's nesting level and `seq`
+///   the value that thread recorded in `ids[depth - 1]` when it entered the section.
+///
+/// A token names a *held* section exactly while that thread's `ids[depth - 1] == seq` and its depth
+/// is at least `depth`; sequence numbers never repeat on a thread, so a copy of a spent token never
+/// names a later section at the same level.
+@frozen
+public struct ReadToken: Equatable, Sendable {
+    public var thread: UInt64
+    public var word: UInt64
+
+    @inlinable
+    public init(thread: UInt64, word: UInt64) {
+        self.thread = thread
+        self.word = word
+    }
+
+    /// A token that names no section (what a zeroed C guard holds).
+    public static var none: ReadToken { ReadToken(thread: 0, word: 0) }
+
+    @inlinable var depth: UInt32 { UInt32(truncatingIfNeeded: word & 0xff) }
+    @inlinable var seq: UInt64 { word >> 8 }
+}
+
+/// Read-side critical sections of the calling thread, on top of liburcu's memb flavour.
+///
+/// Every function here acts on the calling thread only; none writes memory shared with other
+/// threads except liburcu's own per-thread reader counter (which is what a read lock is).
+public enum ReadSide {
+    /// Enters a read-side critical section, registering the thread with liburcu on first use.
+    ///
+    /// Returns `nil`, entering nothing, when the thread is exiting or already holds
+    /// `RCUSHIM_MAX_NESTING` sections.
+    @inlinable @inline(__always)
+    public static func lock() -> ReadToken? {
+        let t = rcushim_self()
+        guard rcushim_thread_ready(t) == 0 else { return nil }
+        let depth = t.pointee.depth
+        guard depth < UInt32(RCUSHIM_MAX_NESTING) else { return nil }
+        rcushim_read_lock()
+        let seq = t.pointee.next_seq &+ 1
+        t.pointee.next_seq = seq
+        // SAFETY: `depth < RCUSHIM_MAX_NESTING`, the length of `ids`; the thread owns its state.
+        rcushim_ids(t)[Int(depth)] = seq
+        t.pointee.depth = depth &+ 1
+        return ReadToken(thread: t.pointee.serial, word: seq << 8 | UInt64(depth &+ 1))
+    }
+
+    /// Whether `token` names a section the calling thread holds now (the innermost or an outer one).
+    @inlinable @inline(__always)
+    public static func holds(_ token: ReadToken) -> Bool {
+        let t = rcushim_self()
+        let depth = token.depth
+        guard token.thread == t.pointee.serial, depth != 0, depth <= t.pointee.depth else {
+            return false
+        }
+        // SAFETY: `1 <= depth <= t.depth <= RCUSHIM_MAX_NESTING`, so the index is in `ids`.
+        return rcushim_ids(t)[Int(depth &- 1)] == token.seq
+    }
+
+    /// Leaves the section named by `token` if it is the calling thread's innermost one.
+    ///
+    /// Returns `false`, changing nothing, for any other token.
+    @inlinable @inline(__always)
+    public static func unlock(_ token: ReadToken) -> Bool {
+        let t = rcushim_self()
+        let depth = t.pointee.depth
+        guard token.thread == t.pointee.serial, depth != 0, token.depth == depth,
+            // SAFETY: `1 <= depth <= RCUSHIM_MAX_NESTING`, so the index is in `ids`.
+            rcushim_ids(t)[Int(depth &- 1)] == token.seq
+        else { return false }
+        t.pointee.depth = depth &- 1
+        rcushim_read_unlock()
+        return true
+    }
+
+    /// Whether the calling thread is inside any liburcu memb read-side critical section: one of
+    /// the library's (guards, or a copy-update callback) or one the program opened with liburcu.
+    @inlinable @inline(__always)
+    public static var isInSection: Bool { rcushim_read_ongoing() != 0 }
+
+    /// Whether the calling thread is running a deferred destroy on a liburcu call_rcu thread.
+    @inlinable
+    public static var isInDeferredCallback: Bool { rcushim_self().pointee.in_callback != 0 }
+
+    /// Runs `body` inside a read-side critical section that has no guard (used by writers to keep
+    /// handles alive while they use them). Returns `nil` when the thread is exiting.
+    @inlinable @inline(__always)
+    public static func withInternalSection<R>(_ body: () throws -> R) rethrows -> R? {
+        guard rcushim_thread_ready(rcushim_self()) == 0 else { return nil }
+        rcushim_read_lock()
+        defer { rcushim_read_unlock() }
+        return try body()
+    }
+
+    /// Registers the calling thread with liburcu now (it otherwise happens on first use).
+    /// Returns `false` when the thread is exiting.
+    public static func register() -> Bool {
+        rcushim_thread_ready(rcushim_self()) == 0
+    }
+
+    /// Undoes the library's registration of the calling thread; `false`, changing nothing, while
+    /// the thread is inside a read-side critical section.
+    public static func unregister() -> Bool {
+        let t = rcushim_self()
+        guard t.pointee.depth == 0, !isInSection else { return false }
+        rcushim_thread_fini()
+        return true
+    }
+}

@@ -1,0 +1,401 @@
+// SwiftRCU C ABI (room 3 of 3): the exported `swiftrcu_*` functions.
+// SPDX-License-Identifier: LGPL-2.1-or-later
+//
+// Each function checks its arguments, then calls the Swift core (SwiftRCU) and the handle table.
+// The declarations C programs see are generated from this file (`make header`), doc comments
+// included; the types come from include/swiftrcu_types.h.
+
+import CLiburcuShim
+import Glibc
+import SwiftRCU
+import SwiftRCUTypes
+
+/// The writer side of one C swiftrcu_ptr: who destroys its objects, and the writer lock.
+///
+/// # Invariants
+///
+/// destroy and context never change; a slot of kind ptr holds one retain of its state.
+final class PtrState {
+    let writer = WriterLock()
+    let destroy: swiftrcu_destroy_fn?
+    let context: UnsafeMutableRawPointer?
+
+    init(destroy: swiftrcu_destroy_fn?, context: UnsafeMutableRawPointer?) {
+        self.destroy = destroy
+        self.context = context
+    }
+}
+
+@inline(__always) private func status(_ error: RcuError) -> CInt { error.rawValue }
+
+@inline(__always) private func bits(_ p: OpaquePointer) -> UInt { UInt(bitPattern: p) }
+
+/// The state of the ptr slot (borrowed: the slot keeps it alive while the caller's read section
+/// lasts).
+@inline(__always)
+private func state(of slot: UnsafeMutablePointer<HandleSlot>) -> Unmanaged<PtrState> {
+    // Ordering: relaxed; the slot's acquire-loaded stamp already ordered this word (see HandleSlot).
+    Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: slot.pointee.word0.load(ordering: .relaxed))!)
+}
+
+private func destroyBits(_ fn: swiftrcu_destroy_fn?) -> UInt {
+    fn.map { unsafeBitCast($0, to: UInt.self) } ?? 0
+}
+
+private func destroyFunction(_ bits: UInt) -> swiftrcu_destroy_fn? {
+    bits == 0 ? nil : unsafeBitCast(bits, to: swiftrcu_destroy_fn.self)
+}
+
+private let versionString: StaticString = "0.1.0"
+
+/// Returns the library's version as "MAJOR.MINOR.PATCH", equal to the SWIFTRCU_VERSION_* macros of
+/// the headers it was built with. The string is static: never free it.
+@c(swiftrcu_version)
+public func swiftrcu_version() -> UnsafePointer<CChar> {
+    UnsafeRawPointer(versionString.utf8Start).assumingMemoryBound(to: CChar.self)
+}
+
+/// Returns a static one-line description of a status code, starting with its name
+/// ("SWIFTRCU_EINVAL: ..."). Never NULL: unknown codes give "SWIFTRCU_UNKNOWN: unknown status".
+@c(swiftrcu_strerror)
+public func swiftrcu_strerror(_ status: CInt) -> UnsafePointer<CChar> {
+    let text: StaticString
+    switch status {
+    case 0: text = "SWIFTRCU_OK: success"
+    case RcuError.invalidArgument.rawValue:
+        text = "SWIFTRCU_EINVAL: invalid argument: NULL, stale or wrong-kind handle"
+    case RcuError.notPermitted.rawValue:
+        text = "SWIFTRCU_EPERM: not permitted: guard is not the thread's innermost held guard, or call not allowed now"
+    case RcuError.deadlock.rawValue:
+        text = "SWIFTRCU_EDEADLK: would deadlock: grace-period wait inside a read-side critical section, or re-entrant write"
+    case RcuError.outOfMemory.rawValue: text = "SWIFTRCU_ENOMEM: out of memory or out of handles"
+    default: text = "SWIFTRCU_UNKNOWN: unknown status"
+    }
+    return UnsafeRawPointer(text.utf8Start).assumingMemoryBound(to: CChar.self)
+}
+
+/// Creates an RCU-protected pointer that publishes object (which may be NULL).
+///
+/// destroy(object, context) runs exactly once for every non-NULL object ever published in the
+/// pointer (initially, by replace or by copy_update): when its old handle is freed or deferred,
+/// or, for the object current at that time, by swiftrcu_free(). It may run on any thread. With a
+/// NULL destroy the library never destroys objects.
+///
+/// Returns NULL only when out of memory (or out of handles). Any thread may call it.
+@c(swiftrcu_new)
+public func swiftrcu_new(
+    _ object: UnsafeMutableRawPointer?, _ destroy: swiftrcu_destroy_fn?, _ context: UnsafeMutableRawPointer?
+) -> swiftrcu_ptr_ref? {
+    guard let (slot, handle) = HandleTable.reserve(.ptr) else { return nil }
+    let state = Unmanaged.passRetained(PtrState(destroy: destroy, context: context))
+    // Ordering: relaxed; `publish` releases these words with the stamp.
+    slot.pointee.word0.store(UInt(bitPattern: state.toOpaque()), ordering: .relaxed)
+    slot.pointee.word1.store(UInt(bitPattern: object), ordering: .relaxed)
+    HandleTable.publish(slot, handle)
+    return OpaquePointer(bitPattern: handle)
+}
+
+/// Waits for a grace period, destroys the current object (if any, and if the pointer has a
+/// destroy function) and releases the handle.
+///
+/// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for NULL or a stale handle; SWIFTRCU_EDEADLK, changing
+/// nothing, inside a read-side critical section (including a copy_update callback);
+/// SWIFTRCU_EPERM on a thread that is exiting.
+@c(swiftrcu_free)
+@discardableResult
+public func swiftrcu_free(_ ptr: swiftrcu_ptr_ref?) -> CInt {
+    guard let ptr else { return status(.invalidArgument) }
+    guard !ReadSide.isInSection else { return status(.deadlock) }
+    let handle = bits(ptr)
+    let t = rcushim_self()
+    let found: (UnsafeMutablePointer<HandleSlot>, Unmanaged<PtrState>)?? = ReadSide.withInternalSection {
+        guard let slot = HandleTable.lookup(handle, .ptr, t) else { return nil }
+        let state = state(of: slot)
+        guard HandleTable.retire(slot, handle) else { return nil }
+        return (slot, state)
+    }
+    guard let found else { return status(.notPermitted) }
+    guard let (slot, state) = found else { return status(.invalidArgument) }
+    // Every writer that found the handle live is inside a read section: after this grace period
+    // none is left, and no new one can find it. The slot stays ours until `release`.
+    rcushim_synchronize()
+    // Ordering: acquire pairs with the last writer's release exchange.
+    let object = slot.pointee.word1.exchange(0, ordering: .acquiring)
+    let s = state.takeRetainedValue()
+    if let destroy = s.destroy, let raw = UnsafeMutableRawPointer(bitPattern: object) {
+        destroy(raw, s.context)
+    }
+    HandleTable.release(handle)
+    return SWIFTRCU_OK
+}
+
+/// Enters a read-side critical section and returns a guard for it.
+///
+/// Nestable; registers the calling thread with liburcu on first use. A thread may exit without
+/// unregistering; read locks it still holds then are released at its exit, so writers are never
+/// blocked forever. Never blocks, writes no shared memory.
+///
+/// Returns a zeroed guard, entering nothing, when the thread already holds 255 nested sections or is
+/// exiting (it dereferences NULL and unlocks with SWIFTRCU_EPERM).
+@c(swiftrcu_read_lock)
+public func swiftrcu_read_lock() -> swiftrcu_guard {
+    guard let token = ReadSide.lock() else { return swiftrcu_guard() }
+    return swiftrcu_guard(_private: (token.thread, token.word))
+}
+
+/// Leaves the read-side critical section of guard, which must be the calling thread's innermost
+/// held guard; on success the guard is spent (zeroed).
+///
+/// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for NULL; SWIFTRCU_EPERM, changing nothing, for any other
+/// guard (already unlocked, another thread's, out of order, zeroed, or a copy of a spent one).
+@c(swiftrcu_read_unlock)
+@discardableResult
+public func swiftrcu_read_unlock(_ `guard`: UnsafeMutablePointer<swiftrcu_guard>?) -> CInt {
+    guard let guard_ = `guard` else { return status(.invalidArgument) }
+    let token = ReadToken(thread: guard_.pointee._private.0, word: guard_.pointee._private.1)
+    guard ReadSide.unlock(token) else { return status(.notPermitted) }
+    guard_.pointee = swiftrcu_guard()
+    return SWIFTRCU_OK
+}
+
+/// Returns the object ptr publishes now (may be NULL), valid until guard is unlocked.
+///
+/// guard must be held by the calling thread (the innermost or an outer one). Returns NULL when
+/// ptr or guard is NULL, the guard is not held by the calling thread, or ptr is stale.
+/// Never blocks, writes no shared memory.
+@c(swiftrcu_dereference)
+public func swiftrcu_dereference(
+    _ ptr: swiftrcu_const_ptr_ref?, _ `guard`: UnsafePointer<swiftrcu_guard>?
+) -> UnsafeMutableRawPointer? {
+    guard let ptr, let guard_ = `guard` else { return nil }
+    let token = ReadToken(thread: guard_.pointee._private.0, word: guard_.pointee._private.1)
+    guard ReadSide.holds(token) else { return nil }
+    guard let slot = HandleTable.lookup(UInt(bitPattern: ptr), .ptr, rcushim_self()) else { return nil }
+    // Ordering: acquire pairs with the release exchange in replace / copy_update, so the object's
+    // initialisation is visible to the caller.
+    return UnsafeMutableRawPointer(bitPattern: slot.pointee.word1.load(ordering: .acquiring))
+}
+
+/// Publishes object in a pointer slot and hands the previous object to a new old handle.
+/// Requires the pointer's writer lock and a reserved old slot.
+private func publish(
+    _ object: UInt, in slot: UnsafeMutablePointer<HandleSlot>, state: PtrState,
+    old: (slot: UnsafeMutablePointer<HandleSlot>, handle: UInt)
+) -> swiftrcu_old_ref? {
+    // Ordering: release so readers that acquire-load the new object see it initialised; acquire so
+    // the previous object's state is ours before it is handed on.
+    let previous = slot.pointee.word1.exchange(object, ordering: .acquiringAndReleasing)
+    guard previous != 0 else {
+        HandleTable.release(old.handle)
+        return nil
+    }
+    // Ordering: relaxed; `publish` releases these words with the stamp.
+    old.slot.pointee.word0.store(previous, ordering: .relaxed)
+    old.slot.pointee.word1.store(destroyBits(state.destroy), ordering: .relaxed)
+    old.slot.pointee.word2.store(UInt(bitPattern: state.context), ordering: .relaxed)
+    HandleTable.publish(old.slot, old.handle)
+    return OpaquePointer(bitPattern: old.handle)
+}
+
+/// Publishes new_object (may be NULL); *old_out gets the previous object's old handle, or NULL
+/// when it was NULL.
+///
+/// Readers that already dereferenced keep the previous object; later readers see the new one. Safe
+/// with concurrent writers on the same ptr (serialised inside) and any number of readers. Never
+/// waits for a grace period, so it is allowed inside a read section.
+///
+/// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for a NULL or stale ptr or a NULL old_out;
+/// SWIFTRCU_EDEADLK from inside this ptr's own copy_update callback; SWIFTRCU_ENOMEM.
+/// On any error nothing is published and *old_out (when old_out is not NULL) is set to NULL.
+@c(swiftrcu_replace)
+@discardableResult
+public func swiftrcu_replace(
+    _ ptr: swiftrcu_ptr_ref?, _ new_object: UnsafeMutableRawPointer?,
+    _ old_out: UnsafeMutablePointer<swiftrcu_old_ref?>?
+) -> CInt {
+    guard let old_out else { return status(.invalidArgument) }
+    old_out.pointee = nil
+    guard let ptr else { return status(.invalidArgument) }
+    let t = rcushim_self()
+    let result: CInt? = ReadSide.withInternalSection {
+        guard let slot = HandleTable.lookup(bits(ptr), .ptr, t) else { return status(.invalidArgument) }
+        return state(of: slot)._withUnsafeGuaranteedRef { state in
+            guard !state.writer.isHeldByCurrentThread else { return status(.deadlock) }
+            guard let old = HandleTable.reserve(.old) else { return status(.outOfMemory) }
+            old_out.pointee = state.writer.withLock {
+                publish(UInt(bitPattern: new_object), in: slot, state: state, old: old)
+            }
+            return SWIFTRCU_OK
+        }
+    }
+    return result ?? status(.notPermitted)
+}
+
+/// Calls update(current, context) with the ptr's other writers excluded and publishes the result
+/// like swiftrcu_replace. If update returns current itself, nothing changes and *old_out is
+/// NULL.
+///
+/// update runs inside a read-side critical section: calls that wait for a grace period (free,
+/// old_free, synchronize, barrier) return SWIFTRCU_EDEADLK there, and replace / copy_update / free
+/// on the same ptr return SWIFTRCU_EDEADLK; writing another ptr works. Never waits for a grace
+/// period itself, so it is allowed inside a read section.
+///
+/// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for a NULL or stale ptr, a NULL update or a NULL
+/// old_out; SWIFTRCU_EDEADLK from inside this ptr's own copy_update callback; SWIFTRCU_ENOMEM
+/// (then update was not called). On any error *old_out (when not NULL) is set to NULL.
+@c(swiftrcu_copy_update)
+@discardableResult
+public func swiftrcu_copy_update(
+    _ ptr: swiftrcu_ptr_ref?, _ update: swiftrcu_update_fn?, _ context: UnsafeMutableRawPointer?,
+    _ old_out: UnsafeMutablePointer<swiftrcu_old_ref?>?
+) -> CInt {
+    guard let old_out else { return status(.invalidArgument) }
+    old_out.pointee = nil
+    guard let ptr, let update else { return status(.invalidArgument) }
+    let t = rcushim_self()
+    let result: CInt? = ReadSide.withInternalSection {
+        guard let slot = HandleTable.lookup(bits(ptr), .ptr, t) else { return status(.invalidArgument) }
+        return state(of: slot)._withUnsafeGuaranteedRef { state in
+            guard !state.writer.isHeldByCurrentThread else { return status(.deadlock) }
+            guard let old = HandleTable.reserve(.old) else { return status(.outOfMemory) }
+            old_out.pointee = state.writer.withLock {
+                // Ordering: relaxed; writers are serialised by the writer lock.
+                let current = slot.pointee.word1.load(ordering: .relaxed)
+                let next = UInt(bitPattern: update(UnsafeRawPointer(bitPattern: current), context))
+                guard next != current else {
+                    HandleTable.release(old.handle)
+                    return nil
+                }
+                return publish(next, in: slot, state: state, old: old)
+            }
+            return SWIFTRCU_OK
+        }
+    }
+    return result ?? status(.notPermitted)
+}
+
+/// Returns the unpublished object of old; NULL for NULL or a stale handle. The object stays valid
+/// until the old handle is freed or deferred.
+@c(swiftrcu_old_object)
+public func swiftrcu_old_object(_ old: swiftrcu_const_old_ref?) -> UnsafeMutableRawPointer? {
+    guard let old else { return nil }
+    let t = rcushim_self()
+    let object: UInt?? = ReadSide.withInternalSection {
+        guard let slot = HandleTable.lookup(UInt(bitPattern: old), .old, t) else { return nil }
+        // Ordering: relaxed; the stamp's acquire load in `lookup` ordered the word.
+        return slot.pointee.word0.load(ordering: .relaxed)
+    }
+    guard let object, let object else { return nil }
+    return UnsafeMutableRawPointer(bitPattern: object)
+}
+
+/// Retires old and returns its object, destroy function and context; nil when it is not a live
+/// old handle (or the thread is exiting).
+private func retireOld(_ old: swiftrcu_old_ref)
+    -> (slot: UnsafeMutablePointer<HandleSlot>, object: UInt, destroy: UInt, context: UInt)?
+{
+    let handle = UInt(bitPattern: old)
+    let t = rcushim_self()
+    let found: (UnsafeMutablePointer<HandleSlot>, UInt, UInt, UInt)?? = ReadSide.withInternalSection {
+        guard let slot = HandleTable.lookup(handle, .old, t) else { return nil }
+        // Ordering: relaxed; the stamp's acquire load in `lookup` ordered the words.
+        let words = (
+            slot, slot.pointee.word0.load(ordering: .relaxed), slot.pointee.word1.load(ordering: .relaxed),
+            slot.pointee.word2.load(ordering: .relaxed)
+        )
+        guard HandleTable.retire(slot, handle) else { return nil }
+        return words
+    }
+    guard let found, let found else { return nil }
+    return found
+}
+
+/// Waits for a grace period, destroys the object of old and releases the old handle.
+///
+/// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for NULL or a stale handle (already freed or deferred);
+/// SWIFTRCU_EDEADLK inside a read-side critical section, changing nothing: the old handle stays
+/// the caller's and can be freed later.
+@c(swiftrcu_old_free)
+@discardableResult
+public func swiftrcu_old_free(_ old: swiftrcu_old_ref?) -> CInt {
+    guard let old else { return status(.invalidArgument) }
+    guard !ReadSide.isInSection else { return status(.deadlock) }
+    guard let (_, object, destroy, context) = retireOld(old) else { return status(.invalidArgument) }
+    rcushim_synchronize()
+    if let destroy = destroyFunction(destroy), let raw = UnsafeMutableRawPointer(bitPattern: object) {
+        destroy(raw, UnsafeMutableRawPointer(bitPattern: context))
+    }
+    HandleTable.release(UInt(bitPattern: old))
+    return SWIFTRCU_OK
+}
+
+/// Returns a retired old slot to the table once its deferred destroy has run.
+private func releaseOldSlot(_ handle: UInt) {
+    HandleTable.release(handle)
+}
+
+/// Hands old over: its object is destroyed after a grace period, asynchronously (call_rcu), on a
+/// liburcu call_rcu thread. Never blocks; allowed inside a read section.
+///
+/// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for NULL or a stale handle; SWIFTRCU_ENOMEM, changing
+/// nothing.
+@c(swiftrcu_old_defer)
+@discardableResult
+public func swiftrcu_old_defer(_ old: swiftrcu_old_ref?) -> CInt {
+    guard let old else { return status(.invalidArgument) }
+    guard let (slot, object, destroy, context) = retireOld(old) else { return status(.invalidArgument) }
+    let queued = deferDestroy(
+        object: UnsafeMutableRawPointer(bitPattern: object), destroy: destroyFunction(destroy),
+        context: UnsafeMutableRawPointer(bitPattern: context),
+        finish: releaseOldSlot, finishArgument: UInt(bitPattern: old))
+    guard queued else {
+        HandleTable.unretire(slot, UInt(bitPattern: old))
+        return status(.outOfMemory)
+    }
+    return SWIFTRCU_OK
+}
+
+/// Waits for a grace period: every read-side critical section open when the call began has ended
+/// when it returns.
+///
+/// Returns SWIFTRCU_OK, or SWIFTRCU_EDEADLK inside a read-side critical section.
+@c(swiftrcu_synchronize)
+@discardableResult
+public func swiftrcu_synchronize() -> CInt {
+    guard !ReadSide.isInSection else { return status(.deadlock) }
+    rcushim_synchronize()
+    return SWIFTRCU_OK
+}
+
+/// Waits until every destroy requested by swiftrcu_old_defer() before the call has run.
+///
+/// Returns SWIFTRCU_OK, or SWIFTRCU_EDEADLK inside a read-side critical section or from a destroy
+/// function that is running deferred.
+@c(swiftrcu_barrier)
+@discardableResult
+public func swiftrcu_barrier() -> CInt {
+    guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { return status(.deadlock) }
+    rcushim_barrier()
+    return SWIFTRCU_OK
+}
+
+/// Registers the calling thread with liburcu now (read_lock does it on first use). Registering a
+/// registered thread does nothing. A thread the program registered with liburcu-memb itself is
+/// adopted, never registered twice.
+///
+/// Returns SWIFTRCU_OK, or SWIFTRCU_EPERM on a thread that is exiting.
+@c(swiftrcu_thread_register)
+@discardableResult
+public func swiftrcu_thread_register() -> CInt {
+    ReadSide.register() ? SWIFTRCU_OK : status(.notPermitted)
+}
+
+/// Undoes the library's registration of the calling thread (an adopted registration is left to the
+/// program). Not needed before a thread exits. Unregistering an unregistered thread does nothing.
+///
+/// Returns SWIFTRCU_OK, or SWIFTRCU_EPERM, changing nothing, inside a read-side critical section.
+@c(swiftrcu_thread_unregister)
+@discardableResult
+public func swiftrcu_thread_unregister() -> CInt {
+    ReadSide.unregister() ? SWIFTRCU_OK : status(.notPermitted)
+}

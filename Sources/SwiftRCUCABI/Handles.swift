@@ -1,0 +1,188 @@
+// SwiftRCU C ABI (room 3 of 3): the table behind the opaque handles.
+// SPDX-License-Identifier: LGPL-2.1-or-later
+//
+// A handle is not a memory address but a slot number, a kind and a generation, so a stale handle
+// (already freed or deferred) is recognised and refused even after its slot was reused.
+
+import CLiburcuShim
+import Glibc
+import Synchronization
+import SwiftRCU
+
+/// What a handle refers to; the low two bits of every handle.
+enum HandleKind: UInt64 {
+    case ptr = 1
+    case old = 2
+}
+
+/// One entry of the handle table.
+///
+/// # Invariants
+///
+/// - `stamp` is the full value of the live handle that owns the slot, or 0 while the slot is free
+///   or retired; it is set last (release) when a slot is handed out and cleared first (by
+///   compare-exchange) when its handle is retired;
+/// - for a `ptr` handle: `word0` holds a retained `Unmanaged<PtrState>`, `word1` the published
+///   object; for an `old` handle: `word0` the object, `word1` the destroy function, `word2` the
+///   context;
+/// - a retired slot goes back to the free list only after a grace period, and every use of a slot
+///   found through a handle happens inside a read-side critical section; so a thread that saw the
+///   stamp match may use the words until its section ends;
+/// - `generation` and `nextFree` are touched only with the free-list lock held.
+struct HandleSlot: ~Copyable {
+    let stamp = Atomic<UInt64>(0)
+    let word0 = Atomic<UInt>(0)
+    let word1 = Atomic<UInt>(0)
+    let word2 = Atomic<UInt>(0)
+    var generation: UInt32 = 1
+    var nextFree: UInt32 = HandleTable.noSlot
+}
+
+/// The slots of all live handles: a directory of segments, filled on demand and never freed.
+///
+/// # Invariants
+///
+/// - `directory[i]` is 0 or the address of a segment of `segmentSize` initialised slots, and once
+///   set never changes; segments are filled in order, `segmentCount` of them so far;
+/// - free slots form a FIFO list through `nextFree` (`freeHead` ... `freeTail`), so a slot is
+///   reused as late as possible.
+enum HandleTable {
+    static let segmentShift = 12
+    static let segmentSize = 1 << segmentShift
+    static let directorySize = 4096
+    static let noSlot = UInt32.max
+
+    struct FreeList {
+        var head = HandleTable.noSlot
+        var tail = HandleTable.noSlot
+        var segmentCount = 0
+    }
+
+    static let freeList = Mutex(FreeList())
+
+    /// The directory, allocated once and cached in each thread's state for the read path.
+    // SAFETY: the pointer never changes and the memory is only reached through atomics.
+    nonisolated(unsafe) static let directory: UnsafeMutablePointer<Atomic<UInt>> = {
+        let d = UnsafeMutablePointer<Atomic<UInt>>.allocate(capacity: directorySize)
+        for i in 0..<directorySize {
+            // SAFETY: `i` is within the fresh allocation of `directorySize` entries.
+            (d + i).initialize(to: Atomic(0))
+        }
+        return d
+    }()
+
+    /// The directory, through the calling thread's cached copy (one thread-local lookup).
+    @inline(__always)
+    static func cachedDirectory(_ t: UnsafeMutablePointer<rcushim_thread>) -> UnsafeMutablePointer<Atomic<UInt>> {
+        if let cached = t.pointee.table {
+            return cached.assumingMemoryBound(to: Atomic<UInt>.self)
+        }
+        let d = directory
+        t.pointee.table = UnsafeMutableRawPointer(d)
+        return d
+    }
+
+    /// The slot of `handle` if it is a live handle of `kind`, else `nil`. Call inside a read-side
+    /// critical section and use the slot only until it ends.
+    @inline(__always)
+    static func lookup(_ handle: UInt, _ kind: HandleKind, _ t: UnsafeMutablePointer<rcushim_thread>)
+        -> UnsafeMutablePointer<HandleSlot>?
+    {
+        let value = UInt64(handle)
+        guard value & 3 == kind.rawValue else { return nil }
+        let index = Int(truncatingIfNeeded: (value & 0xFFFF_FFFF) >> 2)
+        let segmentIndex = index >> segmentShift
+        guard segmentIndex < directorySize else { return nil }
+        // Ordering: acquire pairs with the release store that published the segment, so its
+        // initialised slots are visible.
+        let base = cachedDirectory(t)[segmentIndex].load(ordering: .acquiring)
+        guard let segment = UnsafeMutablePointer<HandleSlot>(bitPattern: base) else { return nil }
+        // SAFETY: `index & (segmentSize - 1)` is inside the segment, which is never freed.
+        let slot = segment + (index & (segmentSize - 1))
+        // Ordering: acquire pairs with the release store in `publish`, so the words written
+        // before it are visible.
+        guard slot.pointee.stamp.load(ordering: .acquiring) == value else { return nil }
+        return slot
+    }
+
+    /// Takes a free slot for a new handle of `kind`; the handle is not live until `publish`.
+    /// Returns `nil` when no memory or no slot is left.
+    static func reserve(_ kind: HandleKind) -> (slot: UnsafeMutablePointer<HandleSlot>, handle: UInt)? {
+        freeList.withLock { list -> (slot: UnsafeMutablePointer<HandleSlot>, handle: UInt)? in
+            if list.head == noSlot, !grow(&list) { return nil }
+            let index = list.head
+            let slot = slotAddress(index)
+            list.head = slot.pointee.nextFree
+            if list.head == noSlot { list.tail = noSlot }
+            let generation = slot.pointee.generation
+            slot.pointee.generation = generation == UInt32.max ? 1 : generation + 1
+            let handle = UInt64(generation) << 32 | UInt64(index) << 2 | kind.rawValue
+            return (slot, UInt(handle))
+        }
+    }
+
+    /// Makes a reserved slot's handle live, after its words were written.
+    static func publish(_ slot: UnsafeMutablePointer<HandleSlot>, _ handle: UInt) {
+        // Ordering: release pairs with the acquire load in `lookup`.
+        slot.pointee.stamp.store(UInt64(handle), ordering: .releasing)
+    }
+
+    /// Retires a live handle: afterwards `lookup` refuses it. Exactly one of several concurrent
+    /// callers for the same handle gets `true`.
+    static func retire(_ slot: UnsafeMutablePointer<HandleSlot>, _ handle: UInt) -> Bool {
+        // Ordering: acquire-release so the winner sees every write made under the live handle.
+        slot.pointee.stamp.compareExchange(
+            expected: UInt64(handle), desired: 0, ordering: .acquiringAndReleasing
+        ).exchanged
+    }
+
+    /// Makes a handle that this caller just retired live again (its deferral failed).
+    static func unretire(_ slot: UnsafeMutablePointer<HandleSlot>, _ handle: UInt) {
+        publish(slot, handle)
+    }
+
+    /// Returns a retired or never-published slot to the free list. For a retired slot, call only
+    /// after a grace period has passed since `retire`.
+    static func release(_ handle: UInt) {
+        let index = UInt32(truncatingIfNeeded: (UInt64(handle) & 0xFFFF_FFFF) >> 2)
+        freeList.withLock { list in
+            let slot = slotAddress(index)
+            slot.pointee.nextFree = noSlot
+            if list.tail == noSlot {
+                list.head = index
+            } else {
+                slotAddress(list.tail).pointee.nextFree = index
+            }
+            list.tail = index
+        }
+    }
+
+    /// The address of slot `index`, which must be in a filled segment.
+    private static func slotAddress(_ index: UInt32) -> UnsafeMutablePointer<HandleSlot> {
+        let i = Int(index)
+        // Ordering: relaxed; the caller holds the free-list lock, which orders segment publication.
+        let base = directory[i >> segmentShift].load(ordering: .relaxed)
+        // SAFETY: the segment is filled (caller's contract) and never freed.
+        return UnsafeMutablePointer<HandleSlot>(bitPattern: base)! + (i & (segmentSize - 1))
+    }
+
+    /// Adds one segment of free slots; `false` when the directory is full or memory is out.
+    private static func grow(_ list: inout FreeList) -> Bool {
+        guard list.segmentCount < directorySize else { return false }
+        let size = MemoryLayout<HandleSlot>.stride * segmentSize
+        guard let raw = malloc(size) else { return false }
+        // SAFETY: fresh memory of `segmentSize` slots, initialised here before publication.
+        let segment = raw.bindMemory(to: HandleSlot.self, capacity: segmentSize)
+        let first = list.segmentCount << segmentShift
+        for i in 0..<segmentSize {
+            (segment + i).initialize(to: HandleSlot())
+            segment[i].nextFree = i + 1 < segmentSize ? UInt32(first + i + 1) : noSlot
+        }
+        // Ordering: release pairs with the acquire load in `lookup`.
+        directory[list.segmentCount].store(UInt(bitPattern: raw), ordering: .releasing)
+        list.head = UInt32(first)
+        list.tail = UInt32(first + segmentSize - 1)
+        list.segmentCount += 1
+        return true
+    }
+}

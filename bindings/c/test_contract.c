@@ -1,0 +1,537 @@
+/*
+ * The C ABI contract, rule by rule, against the installed library (built with pkg-config).
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <swiftrcu.h>
+
+#include <pthread.h>
+#include <stdint.h>
+#include <limits.h>
+
+#include "harness.h"
+
+#define LIVE 0x4C495645u
+#define DEAD 0xDEADDEADu
+#define MAX_OBJECTS 4096
+
+struct object {
+    uint32_t magic;
+    int id;
+};
+
+/* Per-object destroy counts, and the context every destroy must receive. */
+static atomic_int destroyed[MAX_OBJECTS];
+static atomic_int destroy_calls;
+static atomic_int wrong_context;
+static int the_context;
+static struct object objects[MAX_OBJECTS];
+static int next_object;
+
+static struct object *make_object(void) {
+    struct object *o = &objects[next_object];
+    o->magic = LIVE;
+    o->id = next_object++;
+    return o;
+}
+
+static void destroy_object(void *p, void *context) {
+    struct object *o = p;
+    if (context != &the_context)
+        atomic_fetch_add(&wrong_context, 1);
+    o->magic = DEAD;
+    atomic_fetch_add(&destroyed[o->id], 1);
+    atomic_fetch_add(&destroy_calls, 1);
+}
+
+static int times_destroyed(struct object *o) { return atomic_load(&destroyed[o->id]); }
+
+static swiftrcu_ptr *new_ptr(struct object *o) { return swiftrcu_new(o, destroy_object, &the_context); }
+
+static void test_version_and_errors(void) {
+    char expected[64];
+    snprintf(expected, sizeof expected, "%d.%d.%d", SWIFTRCU_VERSION_MAJOR, SWIFTRCU_VERSION_MINOR,
+             SWIFTRCU_VERSION_PATCH);
+    CHECK(swiftrcu_version() != NULL);
+    CHECK(strcmp(swiftrcu_version(), expected) == 0);
+
+    int codes[] = {SWIFTRCU_OK, SWIFTRCU_EINVAL, SWIFTRCU_EPERM, SWIFTRCU_EDEADLK, SWIFTRCU_ENOMEM};
+    const char *names[] = {"SWIFTRCU_OK", "SWIFTRCU_EINVAL", "SWIFTRCU_EPERM", "SWIFTRCU_EDEADLK",
+                           "SWIFTRCU_ENOMEM"};
+    CHECK_EQ_INT(SWIFTRCU_OK, 0);
+    for (int i = 0; i < 5; i++) {
+        if (i > 0)
+            CHECK(codes[i] < 0);
+        for (int j = 0; j < i; j++)
+            CHECK(codes[i] != codes[j]);
+        const char *s = swiftrcu_strerror(codes[i]);
+        CHECK(s != NULL && strncmp(s, names[i], strlen(names[i])) == 0);
+    }
+    CHECK(swiftrcu_strerror(12345) != NULL);
+    CHECK(swiftrcu_strerror(INT_MIN) != NULL);
+    CHECK(swiftrcu_strerror(INT_MAX) != NULL);
+}
+
+static void test_new_and_free(void) {
+    swiftrcu_ptr *empty = swiftrcu_new(NULL, NULL, NULL);
+    CHECK(empty != NULL);
+    CHECK_EQ_INT(swiftrcu_free(empty), SWIFTRCU_OK);
+
+    struct object *o = make_object();
+    swiftrcu_ptr *p = new_ptr(o);
+    CHECK(p != NULL);
+    CHECK_EQ_INT(times_destroyed(o), 0);
+    CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
+    CHECK_EQ_INT(times_destroyed(o), 1);
+    CHECK(o->magic == DEAD);
+
+    /* Stale and NULL handles. */
+    CHECK_EQ_INT(swiftrcu_free(NULL), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(times_destroyed(o), 1);
+
+    /* Still refused after many other handles were created and freed (slots get reused). */
+    int churn_ok = 0;
+    for (int i = 0; i < 20000; i++)
+        churn_ok += swiftrcu_free(swiftrcu_new(NULL, NULL, NULL)) == SWIFTRCU_OK;
+    CHECK_EQ_INT(churn_ok, 20000);
+    swiftrcu_ptr *live = swiftrcu_new(NULL, NULL, NULL);
+    CHECK(live != p);
+    CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_EINVAL);
+    swiftrcu_old *old = NULL;
+    CHECK_EQ_INT(swiftrcu_replace(p, make_object(), &old), SWIFTRCU_EINVAL);
+    CHECK(old == NULL);
+    CHECK_EQ_INT(swiftrcu_free(live), SWIFTRCU_OK);
+    CHECK_EQ_INT(times_destroyed(o), 1);
+
+    /* A pointer without destroy never destroys. */
+    struct object *kept = make_object();
+    swiftrcu_ptr *q = swiftrcu_new(kept, NULL, NULL);
+    CHECK_EQ_INT(swiftrcu_replace(q, make_object(), &old), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_old_free(old), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_free(q), SWIFTRCU_OK);
+    CHECK_EQ_INT(times_destroyed(kept), 0);
+    CHECK(kept->magic == LIVE);
+
+    /* free inside a read section: EDEADLK and nothing changes. */
+    struct object *o2 = make_object();
+    swiftrcu_ptr *r = new_ptr(o2);
+    swiftrcu_guard g = swiftrcu_read_lock();
+    CHECK_EQ_INT(swiftrcu_free(r), SWIFTRCU_EDEADLK);
+    CHECK(swiftrcu_dereference(r, &g) == o2);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g), SWIFTRCU_OK);
+    CHECK_EQ_INT(times_destroyed(o2), 0);
+    CHECK_EQ_INT(swiftrcu_free(r), SWIFTRCU_OK);
+    CHECK_EQ_INT(times_destroyed(o2), 1);
+}
+
+static void test_guards(void) {
+    struct object *o = make_object();
+    swiftrcu_ptr *p = new_ptr(o);
+
+    swiftrcu_guard g = swiftrcu_read_lock();
+    CHECK(swiftrcu_dereference(p, &g) == o);
+    swiftrcu_guard copy = g;
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g), SWIFTRCU_OK);
+    swiftrcu_guard zero;
+    memset(&zero, 0, sizeof zero);
+    CHECK(memcmp(&g, &zero, sizeof g) == 0); /* spent */
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g), SWIFTRCU_EPERM);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&copy), SWIFTRCU_EPERM);
+    CHECK(swiftrcu_dereference(p, &copy) == NULL);
+    CHECK_EQ_INT(swiftrcu_read_unlock(NULL), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&zero), SWIFTRCU_EPERM);
+    CHECK(swiftrcu_dereference(p, &zero) == NULL);
+
+    /* A copy of a spent guard is refused even while a new section at the same depth is open. */
+    swiftrcu_guard a = swiftrcu_read_lock();
+    swiftrcu_guard a_copy = a;
+    CHECK_EQ_INT(swiftrcu_read_unlock(&a), SWIFTRCU_OK);
+    swiftrcu_guard b = swiftrcu_read_lock();
+    CHECK(swiftrcu_dereference(p, &a_copy) == NULL);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&a_copy), SWIFTRCU_EPERM);
+    CHECK(swiftrcu_dereference(p, &b) == o);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&b), SWIFTRCU_OK);
+
+    /* Nesting: innermost first; an outer guard stays valid for dereference. */
+    swiftrcu_guard outer = swiftrcu_read_lock();
+    swiftrcu_guard inner = swiftrcu_read_lock();
+    CHECK(swiftrcu_dereference(p, &outer) == o);
+    CHECK(swiftrcu_dereference(p, &inner) == o);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&outer), SWIFTRCU_EPERM); /* out of order: nothing changes */
+    CHECK(swiftrcu_dereference(p, &outer) == o);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&inner), SWIFTRCU_OK);
+    CHECK(swiftrcu_dereference(p, &inner) == NULL);
+    CHECK(swiftrcu_dereference(p, &outer) == o);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&outer), SWIFTRCU_OK);
+
+    /* Deep nesting, then everything released. */
+    static swiftrcu_guard many[100];
+    for (int i = 0; i < 100; i++)
+        many[i] = swiftrcu_read_lock();
+    CHECK(swiftrcu_dereference(p, &many[0]) == o);
+    CHECK_EQ_INT(swiftrcu_synchronize(), SWIFTRCU_EDEADLK);
+    int ok = 1;
+    for (int i = 99; i >= 0; i--)
+        ok &= swiftrcu_read_unlock(&many[i]) == SWIFTRCU_OK;
+    CHECK(ok);
+    CHECK_EQ_INT(swiftrcu_synchronize(), SWIFTRCU_OK);
+
+    /* NULL arguments to dereference. */
+    swiftrcu_guard h = swiftrcu_read_lock();
+    CHECK(swiftrcu_dereference(NULL, &h) == NULL);
+    CHECK(swiftrcu_dereference(p, NULL) == NULL);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&h), SWIFTRCU_OK);
+
+    CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
+
+    /* A pointer holding NULL, and a stale pointer, dereference to NULL. */
+    swiftrcu_ptr *empty = swiftrcu_new(NULL, NULL, NULL);
+    swiftrcu_guard e = swiftrcu_read_lock();
+    CHECK(swiftrcu_dereference(empty, &e) == NULL);
+    CHECK(swiftrcu_dereference(p, &e) == NULL);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&e), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_free(empty), SWIFTRCU_OK);
+}
+
+struct cross_thread {
+    swiftrcu_guard guard;
+    swiftrcu_ptr *ptr;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int stage;
+    void *seen;
+};
+
+static void wait_stage(struct cross_thread *c, int stage) {
+    pthread_mutex_lock(&c->lock);
+    while (c->stage < stage)
+        pthread_cond_wait(&c->cond, &c->lock);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void set_stage(struct cross_thread *c, int stage) {
+    pthread_mutex_lock(&c->lock);
+    c->stage = stage;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void *guard_owner(void *arg) {
+    struct cross_thread *c = arg;
+    c->guard = swiftrcu_read_lock();
+    c->seen = swiftrcu_dereference(c->ptr, &c->guard);
+    set_stage(c, 1);
+    wait_stage(c, 2);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&c->guard), SWIFTRCU_OK);
+    return NULL;
+}
+
+static void *exit_holding_locks(void *arg) {
+    struct cross_thread *c = arg;
+    swiftrcu_guard g1 = swiftrcu_read_lock();
+    swiftrcu_guard g2 = swiftrcu_read_lock();
+    c->seen = swiftrcu_dereference(c->ptr, &g2);
+    (void)g1;
+    return NULL; /* exits inside two read sections */
+}
+
+static void test_threads(void) {
+    struct object *o = make_object();
+    struct cross_thread c = {.ptr = new_ptr(o), .lock = PTHREAD_MUTEX_INITIALIZER,
+                             .cond = PTHREAD_COND_INITIALIZER};
+    pthread_t t;
+    pthread_create(&t, NULL, guard_owner, &c);
+    wait_stage(&c, 1);
+    CHECK(c.seen == o);
+    /* Another thread's guard: refused here, changes nothing there. */
+    swiftrcu_guard theirs = c.guard;
+    CHECK(swiftrcu_dereference(c.ptr, &theirs) == NULL);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&theirs), SWIFTRCU_EPERM);
+    /* Their section holds the old object back: replace + defer must not destroy it yet. */
+    swiftrcu_old *old = NULL;
+    CHECK_EQ_INT(swiftrcu_replace(c.ptr, make_object(), &old), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_old_defer(old), SWIFTRCU_OK);
+    usleep(100 * 1000);
+    CHECK_EQ_INT(times_destroyed(o), 0);
+    set_stage(&c, 2);
+    pthread_join(t, NULL);
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
+    CHECK_EQ_INT(times_destroyed(o), 1);
+
+    /* A thread that exits holding read locks does not block writers forever. */
+    c.seen = NULL;
+    pthread_create(&t, NULL, exit_holding_locks, &c);
+    pthread_join(t, NULL);
+    CHECK(c.seen != NULL);
+    CHECK_EQ_INT(swiftrcu_synchronize(), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_free(c.ptr), SWIFTRCU_OK);
+
+    /* Register / unregister. */
+    CHECK_EQ_INT(swiftrcu_thread_register(), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_thread_register(), SWIFTRCU_OK);
+    swiftrcu_guard g = swiftrcu_read_lock();
+    CHECK_EQ_INT(swiftrcu_thread_unregister(), SWIFTRCU_EPERM);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_thread_unregister(), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_thread_unregister(), SWIFTRCU_OK);
+    g = swiftrcu_read_lock(); /* registers again */
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_synchronize(), SWIFTRCU_OK);
+}
+
+static void test_replace(void) {
+    struct object *a = make_object(), *b = make_object(), *c = make_object();
+    swiftrcu_ptr *p = new_ptr(a);
+    swiftrcu_old *old = (swiftrcu_old *)&old; /* not NULL: must be overwritten */
+
+    CHECK_EQ_INT(swiftrcu_replace(NULL, b, &old), SWIFTRCU_EINVAL);
+    CHECK(old == NULL);
+    CHECK_EQ_INT(swiftrcu_replace(p, b, NULL), SWIFTRCU_EINVAL);
+
+    swiftrcu_guard g = swiftrcu_read_lock();
+    void *before = swiftrcu_dereference(p, &g);
+    CHECK(before == a);
+    /* replace inside a read section is allowed; the reader keeps the previous object. */
+    CHECK_EQ_INT(swiftrcu_replace(p, b, &old), SWIFTRCU_OK);
+    CHECK(old != NULL);
+    CHECK(swiftrcu_old_object(old) == a);
+    CHECK(swiftrcu_dereference(p, &g) == b);
+    CHECK(((struct object *)before)->magic == LIVE);
+    CHECK_EQ_INT(swiftrcu_old_free(old), SWIFTRCU_EDEADLK); /* would wait for ourselves */
+    CHECK(swiftrcu_old_object(old) == a);
+    CHECK_EQ_INT(swiftrcu_old_defer(old), SWIFTRCU_OK); /* allowed, never blocks */
+    usleep(50 * 1000);
+    CHECK_EQ_INT(times_destroyed(a), 0); /* none early: our section is still open */
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_EDEADLK);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
+    CHECK_EQ_INT(times_destroyed(a), 1);
+
+    /* Stale old handles: every function refuses them. */
+    CHECK_EQ_INT(swiftrcu_old_defer(old), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(swiftrcu_old_free(old), SWIFTRCU_EINVAL);
+    CHECK(swiftrcu_old_object(old) == NULL);
+    CHECK_EQ_INT(times_destroyed(a), 1);
+
+    /* Publishing NULL, then replacing NULL gives no old handle. */
+    CHECK_EQ_INT(swiftrcu_replace(p, NULL, &old), SWIFTRCU_OK);
+    CHECK(swiftrcu_old_object(old) == b);
+    CHECK_EQ_INT(swiftrcu_old_free(old), SWIFTRCU_OK);
+    CHECK_EQ_INT(times_destroyed(b), 1);
+    old = (swiftrcu_old *)&old;
+    CHECK_EQ_INT(swiftrcu_replace(p, c, &old), SWIFTRCU_OK);
+    CHECK(old == NULL);
+
+    /* Wrong kinds: an old handle is not a ptr, a ptr is not an old handle. */
+    swiftrcu_old *o2 = NULL;
+    CHECK_EQ_INT(swiftrcu_replace(p, NULL, &o2), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_free((swiftrcu_ptr *)o2), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(swiftrcu_replace((swiftrcu_ptr *)o2, NULL, &old), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(swiftrcu_old_free((swiftrcu_old *)p), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(swiftrcu_old_defer((swiftrcu_old *)p), SWIFTRCU_EINVAL);
+    CHECK(swiftrcu_old_object((swiftrcu_old *)p) == NULL);
+    CHECK_EQ_INT(swiftrcu_old_free(NULL), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(swiftrcu_old_defer(NULL), SWIFTRCU_EINVAL);
+    CHECK(swiftrcu_old_object(NULL) == NULL);
+    CHECK_EQ_INT(swiftrcu_old_free(o2), SWIFTRCU_OK);
+    CHECK_EQ_INT(times_destroyed(c), 1);
+    CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
+}
+
+/* copy_update callbacks. */
+struct update_ctx {
+    swiftrcu_ptr *self;
+    swiftrcu_ptr *other;
+    struct object *next;
+    const void *seen;
+    int calls;
+    int replace_self, copy_self, free_self, replace_other, sync_inside, old_free_inside;
+};
+
+static void *keep_current(const void *current, void *context) {
+    struct update_ctx *u = context;
+    u->calls++;
+    u->seen = current;
+    return (void *)current;
+}
+
+static void *noop_update(const void *current, void *context) {
+    (void)context;
+    return (void *)current;
+}
+
+static void *reentering_update(const void *current, void *context) {
+    struct update_ctx *u = context;
+    swiftrcu_old *old = NULL;
+    u->calls++;
+    u->seen = current;
+    u->replace_self = swiftrcu_replace(u->self, NULL, &old);
+    u->copy_self = swiftrcu_copy_update(u->self, noop_update, NULL, &old);
+    u->free_self = swiftrcu_free(u->self);
+    u->sync_inside = swiftrcu_synchronize();
+    u->replace_other = swiftrcu_replace(u->other, make_object(), &old);
+    u->old_free_inside = swiftrcu_old_free(old);
+    if (old != NULL)
+        swiftrcu_old_defer(old);
+    return u->next;
+}
+
+static void test_copy_update(void) {
+    struct object *a = make_object(), *b = make_object(), *x = make_object();
+    swiftrcu_ptr *p = new_ptr(a);
+    swiftrcu_ptr *other = new_ptr(x);
+    swiftrcu_old *old = NULL;
+    struct update_ctx u = {.self = p, .other = other};
+
+    CHECK_EQ_INT(swiftrcu_copy_update(NULL, keep_current, &u, &old), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(swiftrcu_copy_update(p, NULL, &u, &old), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(swiftrcu_copy_update(p, keep_current, &u, NULL), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(u.calls, 0);
+
+    old = (swiftrcu_old *)&old;
+    CHECK_EQ_INT(swiftrcu_copy_update(p, keep_current, &u, &old), SWIFTRCU_OK);
+    CHECK_EQ_INT(u.calls, 1);
+    CHECK(u.seen == a);
+    CHECK(old == NULL);
+    CHECK_EQ_INT(times_destroyed(a), 0);
+
+    u.next = b;
+    u.calls = 0;
+    CHECK_EQ_INT(swiftrcu_copy_update(p, reentering_update, &u, &old), SWIFTRCU_OK);
+    CHECK_EQ_INT(u.calls, 1);
+    CHECK(u.seen == a);
+    CHECK_EQ_INT(u.replace_self, SWIFTRCU_EDEADLK);
+    CHECK_EQ_INT(u.copy_self, SWIFTRCU_EDEADLK);
+    CHECK_EQ_INT(u.free_self, SWIFTRCU_EDEADLK);
+    CHECK_EQ_INT(u.sync_inside, SWIFTRCU_EDEADLK);
+    CHECK_EQ_INT(u.replace_other, SWIFTRCU_OK);
+    CHECK_EQ_INT(u.old_free_inside, SWIFTRCU_EDEADLK);
+    CHECK(old != NULL && swiftrcu_old_object(old) == a);
+    swiftrcu_guard g = swiftrcu_read_lock();
+    CHECK(swiftrcu_dereference(p, &g) == b);
+    /* copy_update inside a read section is allowed. */
+    u.next = make_object();
+    swiftrcu_old *old2 = NULL;
+    CHECK_EQ_INT(swiftrcu_copy_update(p, reentering_update, &u, &old2), SWIFTRCU_OK);
+    CHECK(swiftrcu_old_object(old2) == b);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_old_free(old), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_old_free(old2), SWIFTRCU_OK);
+    CHECK_EQ_INT(times_destroyed(a), 1);
+    CHECK_EQ_INT(times_destroyed(b), 1);
+    CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_free(other), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
+    CHECK_EQ_INT(times_destroyed(x), 1);
+}
+
+/* Barrier from a deferred destroy refuses instead of waiting for itself. */
+static atomic_int barrier_in_callback = 1;
+static void destroy_calling_barrier(void *p, void *context) {
+    (void)context;
+    atomic_store(&barrier_in_callback, swiftrcu_barrier());
+    destroy_object(p, &the_context);
+}
+
+static void test_callbacks(void) {
+    struct object *a = make_object();
+    swiftrcu_ptr *p = swiftrcu_new(a, destroy_calling_barrier, NULL);
+    swiftrcu_old *old = NULL;
+    CHECK_EQ_INT(swiftrcu_replace(p, NULL, &old), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_old_defer(old), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
+    CHECK_EQ_INT(atomic_load(&barrier_in_callback), SWIFTRCU_EDEADLK);
+    CHECK_EQ_INT(times_destroyed(a), 1);
+    CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
+}
+
+/* Readers and writers at once: no reader sees a destroyed object, each is destroyed once. */
+#define STRESS_OBJECTS 2000
+static struct object stress_objects[STRESS_OBJECTS];
+static atomic_int stress_destroyed[STRESS_OBJECTS];
+static atomic_int stress_next;
+static atomic_int stress_stop;
+static atomic_long stress_bad;
+
+static void stress_destroy(void *p, void *context) {
+    (void)context;
+    struct object *o = p;
+    o->magic = DEAD;
+    atomic_fetch_add(&stress_destroyed[o->id], 1);
+}
+
+static void *stress_reader(void *arg) {
+    swiftrcu_ptr *p = arg;
+    while (!atomic_load(&stress_stop)) {
+        swiftrcu_guard g = swiftrcu_read_lock();
+        struct object *o = swiftrcu_dereference(p, &g);
+        if (o == NULL || o->magic != LIVE)
+            atomic_fetch_add(&stress_bad, 1);
+        swiftrcu_read_unlock(&g);
+    }
+    return NULL;
+}
+
+static void *stress_writer(void *arg) {
+    swiftrcu_ptr *p = arg;
+    for (;;) {
+        int i = atomic_fetch_add(&stress_next, 1);
+        if (i >= STRESS_OBJECTS)
+            break;
+        stress_objects[i].magic = LIVE;
+        stress_objects[i].id = i;
+        swiftrcu_old *old = NULL;
+        if (swiftrcu_replace(p, &stress_objects[i], &old) != SWIFTRCU_OK || old == NULL) {
+            atomic_fetch_add(&stress_bad, 1);
+            continue;
+        }
+        int rc = (i % 2) ? swiftrcu_old_defer(old) : swiftrcu_old_free(old);
+        if (rc != SWIFTRCU_OK)
+            atomic_fetch_add(&stress_bad, 1);
+    }
+    return NULL;
+}
+
+static void test_concurrency(void) {
+    stress_objects[0].magic = LIVE;
+    stress_objects[0].id = 0;
+    atomic_store(&stress_next, 1);
+    swiftrcu_ptr *p = swiftrcu_new(&stress_objects[0], stress_destroy, NULL);
+    pthread_t readers[3], writers[2];
+    for (int i = 0; i < 3; i++)
+        pthread_create(&readers[i], NULL, stress_reader, p);
+    for (int i = 0; i < 2; i++)
+        pthread_create(&writers[i], NULL, stress_writer, p);
+    for (int i = 0; i < 2; i++)
+        pthread_join(writers[i], NULL);
+    atomic_store(&stress_stop, 1);
+    for (int i = 0; i < 3; i++)
+        pthread_join(readers[i], NULL);
+    CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
+    CHECK_EQ_INT(atomic_load(&stress_bad), 0);
+    int once = 0;
+    for (int i = 0; i < STRESS_OBJECTS; i++)
+        once += atomic_load(&stress_destroyed[i]) == 1;
+    CHECK_EQ_INT(once, STRESS_OBJECTS);
+}
+
+int main(void) {
+    harness_watchdog(120);
+    test_version_and_errors();
+    test_new_and_free();
+    test_guards();
+    test_threads();
+    test_replace();
+    test_copy_update();
+    test_callbacks();
+    test_concurrency();
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
+    CHECK_EQ_INT(atomic_load(&wrong_context), 0);
+    /* Exactly once: every destroy call was for a distinct object. */
+    int twice = 0;
+    for (int i = 0; i < next_object; i++)
+        twice += atomic_load(&destroyed[i]) > 1;
+    CHECK_EQ_INT(twice, 0);
+    return harness_finish();
+}

@@ -1,0 +1,52 @@
+/*
+ * swiftrcu.h - SwiftRCU: an RCU-protected pointer (read-copy-update) for C.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Build:  cc app.c $(pkg-config --cflags --libs swiftrcu)
+ *
+ * OVERVIEW
+ *   A swiftrcu_ptr publishes one object. Readers enter a read-side critical section with
+ *   swiftrcu_read_lock(), get the current object with swiftrcu_dereference() and leave with
+ *   swiftrcu_read_unlock(): no locks taken, no shared memory written, never blocked. Writers
+ *   publish a new object with swiftrcu_replace() or swiftrcu_copy_update() and receive the previous
+ *   one as a swiftrcu_old handle. swiftrcu_old_free() waits for a grace period (until every reader
+ *   that could still see the object has left its section) and then destroys it;
+ *   swiftrcu_old_defer() does the same asynchronously. Grace periods come from liburcu (memb
+ *   flavour).
+ *
+ * OWNERSHIP
+ *   - The library owns every published object from swiftrcu_new() / replace / copy_update on, and
+ *     destroys each non-NULL one exactly once with the pointer's destroy function.
+ *   - An old handle is the caller's until it passes it to swiftrcu_old_free() or
+ *     swiftrcu_old_defer(); one of the two must be called exactly once, or the object leaks.
+ *   - A dereferenced object may be used only until the guard it was read under is unlocked.
+ *
+ * THREADS
+ *   - Any thread may call any function. A thread is registered with liburcu on its first read lock
+ *     (or any write); it need not unregister before exiting. A thread that exits while holding read
+ *     locks has them released at exit, so writers never wait for it forever.
+ *   - A guard belongs to the thread that took it; guards nest and are unlocked innermost first.
+ *   - Calls that wait for a grace period (swiftrcu_free, swiftrcu_old_free, swiftrcu_synchronize,
+ *     swiftrcu_barrier) return SWIFTRCU_EDEADLK inside a read-side critical section instead of
+ *     hanging, and change nothing.
+ *   - Writers of one pointer are serialised inside the library; writers of different pointers run
+ *     in parallel. A copy_update callback runs inside a read-side critical section.
+ *   - fork(): the child may use the library normally; deferred destroys pending in the parent run
+ *     in the parent only.
+ *
+ * MISUSE
+ *   NULL handles, stale handles (already freed or deferred, also after other handles were created
+ *   and freed) and handles of the wrong kind are refused with SWIFTRCU_EINVAL (NULL where a
+ *   function returns a pointer): never a crash, never a second destroy. A value that was never a
+ *   handle (a random pointer) is refused too, unless it happens to equal a live handle.
+ *
+ * VERSION
+ *   SWIFTRCU_VERSION_MAJOR / _MINOR / _PATCH at compile time; swiftrcu_version() at run time.
+ */
+#ifndef SWIFTRCU_H
+#define SWIFTRCU_H
+
+#include "swiftrcu_types.h"
+#include "swiftrcu_generated.h"
+
+#endif /* SWIFTRCU_H */
