@@ -366,6 +366,14 @@ SWIFT_EXTERN void * _Nullable swiftrcu_dereference(swiftrcu_const_ptr_ref _Nulla
 /// SWIFTRCU_EPERM on a thread that is exiting.
 SWIFT_EXTERN int swiftrcu_free(swiftrcu_ptr_ref _Nullable ptr) SWIFT_NOEXCEPT;
 
+/// Returns the object ptr publishes now, reading it inside a read-side critical section that has
+/// ended again when the call returns (one call instead of three).
+/// The object is no longer protected by RCU when this returns: use it only where its destroy
+/// function cannot complete meanwhile by other means (for example, destroy needs a lock the caller
+/// holds, as the Python binding’s destroy needs the interpreter lock), or where the pointer has no
+/// destroy function. Returns NULL for a NULL or stale ptr. Never blocks, writes no shared memory.
+SWIFT_EXTERN void * _Nullable swiftrcu_load(swiftrcu_const_ptr_ref _Nullable ptr) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// Creates an RCU-protected pointer that publishes object (which may be NULL).
 /// destroy(object, context) runs exactly once for every non-NULL object ever published in the
 /// pointer (initially, by replace or by copy_update): when its old handle is freed or deferred,
@@ -397,6 +405,15 @@ SWIFT_EXTERN void * _Nullable swiftrcu_old_object(swiftrcu_const_old_ref _Nullab
 /// Returns a zeroed guard, entering nothing, when the thread already holds 255 nested sections or is
 /// exiting (it dereferences NULL and unlocks with SWIFTRCU_EPERM).
 SWIFT_EXTERN swiftrcu_guard swiftrcu_read_lock(void) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Enters a read-side critical section and dereferences ptr in one call: the same as
+/// swiftrcu_read_lock() followed by swiftrcu_dereference(ptr, guard_out), for one call less per
+/// read. *guard_out receives the guard, to be passed to swiftrcu_read_unlock() as usual.
+/// Returns the current object (may be NULL). When guard_out is NULL nothing is entered and NULL is
+/// returned; when ptr is NULL or stale the section is still entered (unlock it) and NULL is
+/// returned; when no section can be entered (255 nested, or the thread is exiting) *guard_out is
+/// zeroed and NULL is returned.
+SWIFT_EXTERN void * _Nullable swiftrcu_read_lock_dereference(swiftrcu_const_ptr_ref _Nullable ptr, swiftrcu_guard * _Nullable guard_out) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
 /// Leaves the read-side critical section of guard, which must be the calling thread’s innermost
 /// held guard; on success the guard is spent (zeroed).

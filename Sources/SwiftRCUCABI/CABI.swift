@@ -176,6 +176,49 @@ public func swiftrcu_dereference(
     return UnsafeMutableRawPointer(bitPattern: slot.pointee.word1.load(ordering: .acquiring))
 }
 
+/// Enters a read-side critical section and dereferences ptr in one call: the same as
+/// swiftrcu_read_lock() followed by swiftrcu_dereference(ptr, guard_out), for one call less per
+/// read. *guard_out receives the guard, to be passed to swiftrcu_read_unlock() as usual.
+///
+/// Returns the current object (may be NULL). When guard_out is NULL nothing is entered and NULL is
+/// returned; when ptr is NULL or stale the section is still entered (unlock it) and NULL is
+/// returned; when no section can be entered (255 nested, or the thread is exiting) *guard_out is
+/// zeroed and NULL is returned.
+@c(swiftrcu_read_lock_dereference)
+public func swiftrcu_read_lock_dereference(
+    _ ptr: swiftrcu_const_ptr_ref?, _ guard_out: UnsafeMutablePointer<swiftrcu_guard>?
+) -> UnsafeMutableRawPointer? {
+    guard let guard_out else { return nil }
+    guard let token = ReadSide.lock() else {
+        guard_out.pointee = swiftrcu_guard()
+        return nil
+    }
+    guard_out.pointee = swiftrcu_guard(_private: (token.thread, token.word))
+    guard let ptr, let slot = HandleTable.lookup(UInt(bitPattern: ptr), .ptr, rcushim_self()) else { return nil }
+    // Ordering: acquire pairs with the release exchange in replace / copy_update.
+    return UnsafeMutableRawPointer(bitPattern: slot.pointee.word1.load(ordering: .acquiring))
+}
+
+/// Returns the object ptr publishes now, reading it inside a read-side critical section that has
+/// ended again when the call returns (one call instead of three).
+///
+/// The object is no longer protected by RCU when this returns: use it only where its destroy
+/// function cannot complete meanwhile by other means (for example, destroy needs a lock the caller
+/// holds, as the Python binding's destroy needs the interpreter lock), or where the pointer has no
+/// destroy function. Returns NULL for a NULL or stale ptr. Never blocks, writes no shared memory.
+@c(swiftrcu_load)
+public func swiftrcu_load(_ ptr: swiftrcu_const_ptr_ref?) -> UnsafeMutableRawPointer? {
+    guard let ptr else { return nil }
+    let t = rcushim_self()
+    let object: UInt?? = ReadSide.withInternalSection {
+        guard let slot = HandleTable.lookup(UInt(bitPattern: ptr), .ptr, t) else { return nil }
+        // Ordering: acquire pairs with the release exchange in replace / copy_update.
+        return slot.pointee.word1.load(ordering: .acquiring)
+    }
+    guard let object, let object else { return nil }
+    return UnsafeMutableRawPointer(bitPattern: object)
+}
+
 /// Publishes object in a pointer slot and hands the previous object to a new old handle.
 /// Requires the pointer's writer lock and a reserved old slot.
 private func publish(
