@@ -52,7 +52,7 @@ static void registry_remove(struct registry_entry *entry) {
 /* Leaves the registry and undoes the library's own liburcu registration (an adopted one stays). */
 static void release_registration(struct rcushim_thread *t) {
     registry_remove(&registry_link);
-    if (t->owns_registration) {
+    if (t->owns_registration && URCU_TLS(urcu_memb_reader).registered) {
         pthread_rwlock_rdlock(&gp_fork_lock);
         urcu_memb_unregister_thread();
         pthread_rwlock_unlock(&gp_fork_lock);
@@ -71,7 +71,7 @@ static void on_thread_exit(void *unused) {
         return;
     while (t->depth > 0) {
         t->depth--;
-        _urcu_memb_read_unlock();
+        rcushim_read_unlock(t);
     }
     release_registration(t);
 }
@@ -114,28 +114,35 @@ static void setup(void) {
 
 int rcushim_thread_init(void) {
     struct rcushim_thread *t = &rcushim_thread_state;
-    if (t->ready)
+    struct urcu_reader *reader = &URCU_TLS(urcu_memb_reader);
+    if (t->ready && reader->registered)
         return 0;
     if (t->exiting)
         return -1;
     pthread_once(&setup_once, setup);
     if (t->serial == 0)
         t->serial = __atomic_add_fetch(&serial_counter, 1, __ATOMIC_RELAXED); /* Ordering: unique value only. */
-    if (URCU_TLS(urcu_memb_reader).registered) {
+    if (reader->registered) {
         t->owns_registration = 0; /* the program registered this thread itself: adopt it */
     } else {
+        /* First use, or the program unregistered the thread from liburcu behind our back. */
+        if (t->depth != 0)
+            return -1; /* our sections were lost with that registration: refuse, do not guess */
         pthread_rwlock_rdlock(&gp_fork_lock);
         urcu_memb_register_thread();
         pthread_rwlock_unlock(&gp_fork_lock);
         t->owns_registration = 1;
     }
-    registry_link.state = t;
-    registry_link.reader = &URCU_TLS(urcu_memb_reader);
-    pthread_mutex_lock(&registry_lock);
-    registry_link.next = registry_head;
-    registry_head = &registry_link;
-    pthread_mutex_unlock(&registry_lock);
-    (void)pthread_setspecific(exit_key, t);
+    t->reader = reader;
+    if (!t->ready) {
+        registry_link.state = t;
+        registry_link.reader = reader;
+        pthread_mutex_lock(&registry_lock);
+        registry_link.next = registry_head;
+        registry_head = &registry_link;
+        pthread_mutex_unlock(&registry_lock);
+        (void)pthread_setspecific(exit_key, t);
+    }
     t->ready = 1;
     return 0;
 }

@@ -51,7 +51,7 @@ public enum ReadSide {
         guard rcushim_thread_ready(t) == 0 else { return nil }
         let depth = t.pointee.depth
         guard depth < UInt32(RCUSHIM_MAX_NESTING) else { return nil }
-        rcushim_read_lock()
+        rcushim_read_lock(t)
         let seq = t.pointee.next_seq &+ 1
         t.pointee.next_seq = seq
         // SAFETY: `depth < RCUSHIM_MAX_NESTING`, the length of `ids`; the thread owns its state.
@@ -84,7 +84,7 @@ public enum ReadSide {
             rcushim_ids(t)[Int(depth &- 1)] == token.seq
         else { return false }
         t.pointee.depth = depth &- 1
-        rcushim_read_unlock()
+        rcushim_read_unlock(t)
         return true
     }
 
@@ -101,9 +101,10 @@ public enum ReadSide {
     /// handles alive while they use them). Returns `nil` when the thread is exiting.
     @inlinable @inline(__always)
     public static func withInternalSection<R>(_ body: () throws -> R) rethrows -> R? {
-        guard rcushim_thread_ready(rcushim_self()) == 0 else { return nil }
-        rcushim_read_lock()
-        defer { rcushim_read_unlock() }
+        let t = rcushim_self()
+        guard rcushim_thread_ready(t) == 0 else { return nil }
+        rcushim_read_lock(t)
+        defer { rcushim_read_unlock(t) }
         return try body()
     }
 

@@ -37,7 +37,10 @@ extern "C" {
  *
  * Invariants:
  *  - `serial` is 0 until the thread's first use, then unique among all threads of the process;
- *  - `ready` is 1 exactly while the thread is registered with liburcu (by the library or adopted);
+ *  - `ready` is 1 once the thread is registered with liburcu (by the library or adopted), and then
+ *    `reader` is the address of the thread's liburcu reader record (&URCU_TLS(urcu_memb_reader));
+ *    if the program unregisters the thread from liburcu behind the library's back, the record's
+ *    `registered` bit says so and the next use registers it again;
  *  - `depth` counts the library's open read-side sections on this thread (each one also holds one
  *    level of liburcu's nesting counter), and `ids[0..depth)` holds their identities;
  *  - only the owning thread reads or writes the struct (the fork and exit handlers run on it too).
@@ -51,6 +54,7 @@ struct rcushim_thread {
     uint8_t in_callback;       /* >0: running a deferred destroy on a liburcu call_rcu thread */
     uint8_t exiting;
     void *_Nullable table;             /* cached copy of the process-wide handle directory (see CABI) */
+    struct urcu_reader *_Nullable reader; /* this thread's liburcu reader record, once ready */
     uint64_t ids[RCUSHIM_MAX_NESTING];
 };
 
@@ -65,11 +69,41 @@ static inline struct rcushim_thread *rcushim_self(void) { return &rcushim_thread
 /* INLINE FAST PATH: the identity stack of the calling thread's sections. */
 static inline uint64_t *rcushim_ids(struct rcushim_thread *t) { return t->ids; }
 
-/* INLINE FAST PATH: liburcu's read lock; requires t->ready. */
-static inline void rcushim_read_lock(void) { _urcu_memb_read_lock(); }
+/*
+ * INLINE FAST PATH: liburcu's read lock and unlock (_urcu_memb_read_lock / _urcu_memb_read_unlock
+ * in <urcu/static/urcu-memb.h>), taking the reader record from `t` instead of from liburcu's
+ * thread-local variable: in a shared library every thread-local lookup is a call to
+ * __tls_get_addr, and this way a read section pays for one (the library's own state) instead of
+ * two. The steps, the barriers and the wake-up are liburcu's own, via its inline helpers.
+ * Requires t->ready.
+ */
+static inline void rcushim_read_lock(struct rcushim_thread *t) {
+    struct urcu_reader *r = t->reader;
+    cmm_barrier();
+    unsigned long tmp = r->ctr;
+    if (caa_likely(!(tmp & URCU_GP_CTR_NEST_MASK))) {
+        /* Outermost: snapshot the grace-period phase, then order it before the section. */
+        _CMM_STORE_SHARED(r->ctr, _CMM_LOAD_SHARED(urcu_memb_gp.ctr));
+        urcu_memb_smp_mb_slave();
+    } else {
+        _CMM_STORE_SHARED(r->ctr, tmp + URCU_GP_COUNT);
+    }
+}
 
-/* INLINE FAST PATH: liburcu's read unlock; requires a matching rcushim_read_lock on this thread. */
-static inline void rcushim_read_unlock(void) { _urcu_memb_read_unlock(); }
+static inline void rcushim_read_unlock(struct rcushim_thread *t) {
+    struct urcu_reader *r = t->reader;
+    unsigned long tmp = r->ctr;
+    if (caa_likely((tmp & URCU_GP_CTR_NEST_MASK) == URCU_GP_COUNT)) {
+        /* Outermost: order the section before leaving it, then wake a waiting writer. */
+        urcu_memb_smp_mb_slave();
+        _CMM_STORE_SHARED(r->ctr, tmp - URCU_GP_COUNT);
+        urcu_memb_smp_mb_slave();
+        urcu_common_wake_up_gp(&urcu_memb_gp);
+    } else {
+        _CMM_STORE_SHARED(r->ctr, tmp - URCU_GP_COUNT);
+    }
+    cmm_barrier();
+}
 
 /* INLINE FAST PATH: nonzero while this thread is inside any liburcu memb read-side section
  * (the library's, or the program's own when it also uses liburcu directly). */
@@ -81,7 +115,7 @@ int rcushim_thread_init(void) __attribute__((visibility("hidden")));
 
 /* INLINE FAST PATH: makes sure the calling thread may enter a read-side section. */
 static inline int rcushim_thread_ready(struct rcushim_thread *t) {
-    if (__builtin_expect(t->ready, 1))
+    if (caa_likely(t->ready) && caa_likely(t->reader->registered))
         return 0;
     return rcushim_thread_init();
 }
