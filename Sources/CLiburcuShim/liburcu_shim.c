@@ -34,8 +34,13 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
  * threads are paused during fork and a barrier waits for them. */
 static pthread_rwlock_t gp_fork_lock = PTHREAD_RWLOCK_INITIALIZER;
 
+/* Guards the C ABI's handle free list (see Handles.swift). */
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void rcushim_table_lock(void) { pthread_mutex_lock(&table_lock); }
+void rcushim_table_unlock(void) { pthread_mutex_unlock(&table_lock); }
+
 static pthread_key_t exit_key;
-static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
 static uint64_t serial_counter;
 
 static void registry_remove(struct registry_entry *entry) {
@@ -80,9 +85,11 @@ static void before_fork(void) {
     urcu_memb_call_rcu_before_fork();
     pthread_rwlock_wrlock(&gp_fork_lock);
     pthread_mutex_lock(&registry_lock);
+    pthread_mutex_lock(&table_lock);
 }
 
 static void after_fork_parent(void) {
+    pthread_mutex_unlock(&table_lock);
     pthread_mutex_unlock(&registry_lock);
     pthread_rwlock_unlock(&gp_fork_lock);
     urcu_memb_call_rcu_after_fork_parent();
@@ -102,12 +109,14 @@ static void after_fork_child(void) {
             p = &entry->next;
         }
     }
+    pthread_mutex_unlock(&table_lock);
     pthread_mutex_unlock(&registry_lock);
     pthread_rwlock_unlock(&gp_fork_lock);
     urcu_memb_call_rcu_after_fork_child();
 }
 
-static void setup(void) {
+/* Runs when the library is loaded, so fork is handled even before any thread used it. */
+__attribute__((constructor)) static void setup(void) {
     (void)pthread_key_create(&exit_key, on_thread_exit);
     (void)pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
@@ -119,7 +128,6 @@ int rcushim_thread_init(void) {
         return 0;
     if (t->exiting)
         return -1;
-    pthread_once(&setup_once, setup);
     if (t->serial == 0)
         t->serial = __atomic_add_fetch(&serial_counter, 1, __ATOMIC_RELAXED); /* Ordering: unique value only. */
     if (reader->registered) {

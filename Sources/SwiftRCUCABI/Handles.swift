@@ -28,7 +28,8 @@ enum HandleKind: UInt64 {
 /// - a retired slot goes back to the free list only after a grace period, and every use of a slot
 ///   found through a handle happens inside a read-side critical section; so a thread that saw the
 ///   stamp match may use the words until its section ends;
-/// - `generation` and `nextFree` are touched only with the free-list lock held.
+/// - `generation` and `nextFree` are touched only with the free-list lock (the shim's table lock)
+///   held.
 struct HandleSlot: ~Copyable {
     let stamp = Atomic<UInt64>(0)
     let word0 = Atomic<UInt>(0)
@@ -58,7 +59,15 @@ enum HandleTable {
         var segmentCount = 0
     }
 
-    static let freeList = Mutex(FreeList())
+    /// Guarded by the shim's table lock (`withFreeList`), which is also held across fork.
+    nonisolated(unsafe) static var freeList = FreeList()
+
+    /// Runs `body` on the free list with its lock held.
+    static func withFreeList<R>(_ body: (inout FreeList) -> R) -> R {
+        rcushim_table_lock()
+        defer { rcushim_table_unlock() }
+        return body(&freeList)
+    }
 
     /// The directory, allocated once and cached in each thread's state for the read path.
     // SAFETY: the pointer never changes and the memory is only reached through atomics.
@@ -108,7 +117,7 @@ enum HandleTable {
     /// Takes a free slot for a new handle of `kind`; the handle is not live until `publish`.
     /// Returns `nil` when no memory or no slot is left.
     static func reserve(_ kind: HandleKind) -> (slot: UnsafeMutablePointer<HandleSlot>, handle: UInt)? {
-        freeList.withLock { list -> (slot: UnsafeMutablePointer<HandleSlot>, handle: UInt)? in
+        withFreeList { list -> (slot: UnsafeMutablePointer<HandleSlot>, handle: UInt)? in
             if list.head == noSlot, !grow(&list) { return nil }
             let index = list.head
             let slot = slotAddress(index)
@@ -145,7 +154,7 @@ enum HandleTable {
     /// after a grace period has passed since `retire`.
     static func release(_ handle: UInt) {
         let index = UInt32(truncatingIfNeeded: (UInt64(handle) & 0xFFFF_FFFF) >> 2)
-        freeList.withLock { list in
+        withFreeList { list in
             let slot = slotAddress(index)
             slot.pointee.nextFree = noSlot
             if list.tail == noSlot {

@@ -127,6 +127,11 @@ void rcushim_thread_fini(void) __attribute__((visibility("hidden")));
 /* EXPORTED-FROM-SHIM: waits for a grace period (urcu_memb_synchronize_rcu), excluded from fork. */
 void rcushim_synchronize(void) __attribute__((visibility("hidden")));
 
+/* EXPORTED-FROM-SHIM: the lock of the C ABI's handle free list; held across fork so the child
+ * finds the list consistent. */
+void rcushim_table_lock(void) __attribute__((visibility("hidden")));
+void rcushim_table_unlock(void) __attribute__((visibility("hidden")));
+
 /* Deferred work: thin wrappers over liburcu's exported functions. */
 static inline void rcushim_barrier(void) { urcu_memb_barrier(); }
 static inline void rcushim_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *)) {
