@@ -34,7 +34,9 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
  * threads are paused during fork and a barrier waits for them. */
 static pthread_rwlock_t gp_fork_lock = PTHREAD_RWLOCK_INITIALIZER;
 
-/* Guards the C ABI's handle free list (see Handles.swift). */
+/* The C ABI's handle table (see Handles.swift); the free list starts empty (UINT32_MAX). */
+uintptr_t rcushim_directory_storage[RCUSHIM_DIRECTORY_SIZE];
+struct rcushim_free_list rcushim_free_list_storage = {UINT32_MAX, UINT32_MAX, 0};
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void rcushim_table_lock(void) { pthread_mutex_lock(&table_lock); }

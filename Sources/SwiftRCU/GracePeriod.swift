@@ -38,14 +38,18 @@ public typealias FinishFunction = @convention(c) (UInt) -> Void
 ///
 /// - `head` is the first field, so a `rcu_head` pointer handed back by liburcu is also a pointer to
 ///   the whole record;
-/// - the record is allocated by `deferDestroy` and freed by `runDeferredDestroy`, exactly once.
-struct DeferredDestroy {
-    var head: rcu_head
-    var object: UnsafeMutableRawPointer?
-    var destroy: DestroyFunction?
-    var context: UnsafeMutableRawPointer?
-    var finish: FinishFunction?
-    var finishArgument: UInt
+/// - a record whose `finish` is nil was allocated by `deferDestroy(object:destroy:context:)` and is
+///   freed by the callback; one with a `finish` belongs to the caller, who gets it back when
+///   `finish` runs.
+public struct DeferredDestroy {
+    var head = rcu_head()
+    var object: UnsafeMutableRawPointer? = nil
+    var destroy: DestroyFunction? = nil
+    var context: UnsafeMutableRawPointer? = nil
+    var finish: FinishFunction? = nil
+    var finishArgument: UInt = 0
+
+    public init() {}
 }
 
 /// Number of deferred destroys queued and not yet run, process-wide.
@@ -53,45 +57,59 @@ struct DeferredDestroy {
 /// Ordering: relaxed everywhere; it is a statistic and a back-pressure signal, not a guard of data.
 let pendingDeferredDestroys = Atomic<Int>(0)
 
-/// Queues `destroy(object, context)` (then `finish(finishArgument)`) to run after a grace period on
-/// a liburcu call_rcu thread. Never waits for a grace period; allowed inside a read section.
+/// Queues `destroy(object, context)` to run after a grace period on a liburcu call_rcu thread.
+/// Never waits for a grace period; allowed inside a read section.
 ///
 /// Returns `false`, queueing nothing, when memory for the record cannot be allocated.
 public func deferDestroy(
-    object: UnsafeMutableRawPointer?, destroy: DestroyFunction?, context: UnsafeMutableRawPointer?,
-    finish: FinishFunction? = nil, finishArgument: UInt = 0
+    object: UnsafeMutableRawPointer?, destroy: DestroyFunction?, context: UnsafeMutableRawPointer?
 ) -> Bool {
-    guard let record = allocateDeferredDestroy() else { return false }
-    record.initialize(
-        to: DeferredDestroy(
-            head: rcu_head(), object: object, destroy: destroy, context: context,
-            finish: finish, finishArgument: finishArgument))
+    guard let raw = malloc(MemoryLayout<DeferredDestroy>.size) else { return false }
+    // SAFETY: `raw` is fresh memory of the record's size, and malloc's alignment covers it.
+    let record = raw.bindMemory(to: DeferredDestroy.self, capacity: 1)
+    record.initialize(to: DeferredDestroy())
+    record.pointee.object = object
+    record.pointee.destroy = destroy
+    record.pointee.context = context
+    enqueue(record)
+    return true
+}
+
+/// Queues `destroy(object, context)` like `deferDestroy(object:destroy:context:)`, in a record the
+/// caller owns (no allocation); after the destroy, `finish(finishArgument)` hands it back.
+public func deferDestroy(
+    in record: UnsafeMutablePointer<DeferredDestroy>, object: UnsafeMutableRawPointer?,
+    destroy: DestroyFunction?, context: UnsafeMutableRawPointer?,
+    finish: FinishFunction, finishArgument: UInt
+) {
+    record.pointee = DeferredDestroy()
+    record.pointee.object = object
+    record.pointee.destroy = destroy
+    record.pointee.context = context
+    record.pointee.finish = finish
+    record.pointee.finishArgument = finishArgument
+    enqueue(record)
+}
+
+private func enqueue(_ record: UnsafeMutablePointer<DeferredDestroy>) {
     pendingDeferredDestroys.add(1, ordering: .relaxed)
     // SAFETY: `head` is the record's first field (type invariant), so this points into the record;
     // liburcu keeps it until the callback, which owns the record from then on.
     let head = UnsafeMutableRawPointer(record).assumingMemoryBound(to: rcu_head.self)
     rcushim_call_rcu(head, deferredDestroyCallback)
-    return true
 }
 
-/// Fresh, uninitialised memory for one record; `nil` when out of memory.
-private func allocateDeferredDestroy() -> UnsafeMutablePointer<DeferredDestroy>? {
-    guard let raw = malloc(MemoryLayout<DeferredDestroy>.size) else { return nil }
-    // SAFETY: `raw` is fresh memory of the record's size, and malloc's alignment covers it.
-    return raw.bindMemory(to: DeferredDestroy.self, capacity: 1)
-}
-
-/// The call_rcu callback: runs one deferred destroy and frees its record.
+/// The call_rcu callback: runs one deferred destroy and frees or hands back its record.
 private let deferredDestroyCallback: @convention(c) (UnsafeMutablePointer<rcu_head>) -> Void = { head in
     runDeferredDestroy(head)
 }
 
 private func runDeferredDestroy(_ head: UnsafeMutablePointer<rcu_head>) {
-    // SAFETY: liburcu hands back the `head` that `deferDestroy` queued; it is the first field of a
-    // live `DeferredDestroy` that nothing else references any more.
+    // SAFETY: liburcu hands back the `head` that `enqueue` queued; it is the first field of a
+    // live `DeferredDestroy` that nothing else references until this callback returns it.
     let record = UnsafeMutableRawPointer(head).assumingMemoryBound(to: DeferredDestroy.self)
-    let item = record.move()
-    free(record)
+    let item = record.pointee
+    if item.finish == nil { free(record) }
     let t = rcushim_self()
     t.pointee.in_callback &+= 1
     if let destroy = item.destroy, item.object != nil {

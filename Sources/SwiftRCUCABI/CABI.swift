@@ -380,21 +380,18 @@ private func releaseOldSlot(_ handle: UInt) {
 /// Hands old over: its object is destroyed after a grace period, asynchronously (call_rcu), on a
 /// liburcu call_rcu thread. Never blocks; allowed inside a read section.
 ///
-/// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for NULL or a stale handle; SWIFTRCU_ENOMEM, changing
-/// nothing.
+/// Returns SWIFTRCU_OK, or SWIFTRCU_EINVAL for NULL or a stale handle (already freed or deferred).
 @c(swiftrcu_old_defer)
 @discardableResult
 public func swiftrcu_old_defer(_ old: swiftrcu_old_ref?) -> CInt {
     guard let old else { return status(.invalidArgument) }
-    guard let (slot, object, destroy, context) = retireOld(old) else { return status(.invalidArgument) }
-    let queued = deferDestroy(
-        object: UnsafeMutableRawPointer(bitPattern: object), destroy: destroyFunction(destroy),
-        context: UnsafeMutableRawPointer(bitPattern: context),
-        finish: releaseOldSlot, finishArgument: UInt(bitPattern: old))
-    guard queued else {
-        HandleTable.unretire(slot, UInt(bitPattern: old))
-        return status(.outOfMemory)
-    }
+    guard let (_, object, destroy, context) = retireOld(old) else { return status(.invalidArgument) }
+    let handle = UInt(bitPattern: old)
+    // The slot's own record carries the destroy; the slot returns to the table after it ran.
+    deferDestroy(
+        in: HandleTable.deferredRecord(handle), object: UnsafeMutableRawPointer(bitPattern: object),
+        destroy: destroyFunction(destroy), context: UnsafeMutableRawPointer(bitPattern: context),
+        finish: releaseOldSlot, finishArgument: handle)
     return SWIFTRCU_OK
 }
 

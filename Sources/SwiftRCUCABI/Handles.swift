@@ -39,7 +39,8 @@ struct HandleSlot: ~Copyable {
     var nextFree: UInt32 = HandleTable.noSlot
 }
 
-/// The slots of all live handles: a directory of segments, filled on demand and never freed.
+/// The slots of all live handles: a directory of segments, filled on demand and never freed. A
+/// segment holds `segmentSize` slots followed by one deferred-destroy record per slot.
 ///
 /// # Invariants
 ///
@@ -50,45 +51,37 @@ struct HandleSlot: ~Copyable {
 enum HandleTable {
     static let segmentShift = 12
     static let segmentSize = 1 << segmentShift
-    static let directorySize = 4096
+    static let directorySize = Int(RCUSHIM_DIRECTORY_SIZE)
     static let noSlot = UInt32.max
 
-    struct FreeList {
-        var head = HandleTable.noSlot
-        var tail = HandleTable.noSlot
-        var segmentCount = 0
-    }
-
-    /// Guarded by the shim's table lock (`withFreeList`), which is also held across fork.
-    nonisolated(unsafe) static var freeList = FreeList()
-
-    /// Runs `body` on the free list with its lock held.
-    static func withFreeList<R>(_ body: (inout FreeList) -> R) -> R {
+    /// Runs `body` on the free list (in the shim's storage) with the table lock held.
+    static func withFreeList<R>(_ body: (inout rcushim_free_list) -> R) -> R {
         rcushim_table_lock()
         defer { rcushim_table_unlock() }
-        return body(&freeList)
+        // SAFETY: the free list is only touched with the table lock held, which we hold.
+        return body(&rcushim_free_list().pointee)
     }
 
-    /// The directory, allocated once and cached in each thread's state for the read path.
-    // SAFETY: the pointer never changes and the memory is only reached through atomics.
-    nonisolated(unsafe) static let directory: UnsafeMutablePointer<Atomic<UInt>> = {
-        let d = UnsafeMutablePointer<Atomic<UInt>>.allocate(capacity: directorySize)
-        for i in 0..<directorySize {
-            // SAFETY: `i` is within the fresh allocation of `directorySize` entries.
-            (d + i).initialize(to: Atomic(0))
-        }
-        return d
-    }()
-
-    /// The directory, through the calling thread's cached copy (one thread-local lookup).
+    /// The directory of segment addresses (the shim's zero-initialised static array).
     @inline(__always)
-    static func cachedDirectory(_ t: UnsafeMutablePointer<rcushim_thread>) -> UnsafeMutablePointer<Atomic<UInt>> {
-        if let cached = t.pointee.table {
-            return cached.assumingMemoryBound(to: Atomic<UInt>.self)
-        }
-        let d = directory
-        t.pointee.table = UnsafeMutableRawPointer(d)
-        return d
+    static var directory: UnsafeMutablePointer<Atomic<UInt>> {
+        // SAFETY: `Atomic<UInt>` has the size and alignment of `UInt`; the array is static,
+        // zero-initialised (a valid `Atomic(0)`) and only ever accessed through these atomics.
+        rcushim_directory().assumingMemoryBound(to: Atomic<UInt>.self)
+    }
+
+    /// The deferred-destroy record that belongs to the slot of `handle` (a live or retired handle
+    /// this caller owns): each slot has one, next to it in its segment, so deferring needs no
+    /// allocation.
+    static func deferredRecord(_ handle: UInt) -> UnsafeMutablePointer<DeferredDestroy> {
+        let i = Int((UInt64(handle) & 0xFFFF_FFFF) >> 2)
+        // Ordering: relaxed; the caller found the handle live, which ordered the segment.
+        let base = directory[i >> segmentShift].load(ordering: .relaxed)
+        // SAFETY: a segment holds `segmentSize` slots followed by `segmentSize` records.
+        let records = UnsafeMutableRawPointer(bitPattern: base)!
+            .advanced(by: MemoryLayout<HandleSlot>.stride * segmentSize)
+            .assumingMemoryBound(to: DeferredDestroy.self)
+        return records + (i & (segmentSize - 1))
     }
 
     /// The slot of `handle` if it is a live handle of `kind`, else `nil`. Call inside a read-side
@@ -104,7 +97,7 @@ enum HandleTable {
         guard segmentIndex < directorySize else { return nil }
         // Ordering: acquire pairs with the release store that published the segment, so its
         // initialised slots are visible.
-        let base = cachedDirectory(t)[segmentIndex].load(ordering: .acquiring)
+        let base = directory[segmentIndex].load(ordering: .acquiring)
         guard let segment = UnsafeMutablePointer<HandleSlot>(bitPattern: base) else { return nil }
         // SAFETY: `index & (segmentSize - 1)` is inside the segment, which is never freed.
         let slot = segment + (index & (segmentSize - 1))
@@ -145,11 +138,6 @@ enum HandleTable {
         ).exchanged
     }
 
-    /// Makes a handle that this caller just retired live again (its deferral failed).
-    static func unretire(_ slot: UnsafeMutablePointer<HandleSlot>, _ handle: UInt) {
-        publish(slot, handle)
-    }
-
     /// Returns a retired or never-published slot to the free list. For a retired slot, call only
     /// after a grace period has passed since `retire`.
     static func release(_ handle: UInt) {
@@ -176,22 +164,27 @@ enum HandleTable {
     }
 
     /// Adds one segment of free slots; `false` when the directory is full or memory is out.
-    private static func grow(_ list: inout FreeList) -> Bool {
-        guard list.segmentCount < directorySize else { return false }
-        let size = MemoryLayout<HandleSlot>.stride * segmentSize
+    private static func grow(_ list: inout rcushim_free_list) -> Bool {
+        let count = Int(list.segment_count)
+        guard count < directorySize else { return false }
+        let slotBytes = MemoryLayout<HandleSlot>.stride * segmentSize
+        let size = slotBytes + MemoryLayout<DeferredDestroy>.stride * segmentSize
         guard let raw = malloc(size) else { return false }
-        // SAFETY: fresh memory of `segmentSize` slots, initialised here before publication.
+        // SAFETY: fresh memory for `segmentSize` slots then as many records (malloc's alignment
+        // covers both, and `slotBytes` keeps the records aligned), initialised before publication.
+        let records = raw.advanced(by: slotBytes).bindMemory(to: DeferredDestroy.self, capacity: segmentSize)
+        records.initialize(repeating: DeferredDestroy(), count: segmentSize)
         let segment = raw.bindMemory(to: HandleSlot.self, capacity: segmentSize)
-        let first = list.segmentCount << segmentShift
+        let first = count << segmentShift
         for i in 0..<segmentSize {
             (segment + i).initialize(to: HandleSlot())
             segment[i].nextFree = i + 1 < segmentSize ? UInt32(first + i + 1) : noSlot
         }
         // Ordering: release pairs with the acquire load in `lookup`.
-        directory[list.segmentCount].store(UInt(bitPattern: raw), ordering: .releasing)
+        directory[count].store(UInt(bitPattern: raw), ordering: .releasing)
         list.head = UInt32(first)
         list.tail = UInt32(first + segmentSize - 1)
-        list.segmentCount += 1
+        list.segment_count += 1
         return true
     }
 }

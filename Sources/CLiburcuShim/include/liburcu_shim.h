@@ -53,7 +53,6 @@ struct rcushim_thread {
     uint8_t owns_registration; /* 1: the library registered the thread; 0: adopted or none */
     uint8_t in_callback;       /* >0: running a deferred destroy on a liburcu call_rcu thread */
     uint8_t exiting;
-    void *_Nullable table;             /* cached copy of the process-wide handle directory (see CABI) */
     struct urcu_reader *_Nullable reader; /* this thread's liburcu reader record, once ready */
     uint64_t ids[RCUSHIM_MAX_NESTING];
 };
@@ -127,8 +126,30 @@ void rcushim_thread_fini(void) __attribute__((visibility("hidden")));
 /* EXPORTED-FROM-SHIM: waits for a grace period (urcu_memb_synchronize_rcu), excluded from fork. */
 void rcushim_synchronize(void) __attribute__((visibility("hidden")));
 
-/* EXPORTED-FROM-SHIM: the lock of the C ABI's handle free list; held across fork so the child
- * finds the list consistent. */
+/*
+ * Storage of the C ABI's handle table (see Sources/SwiftRCUCABI/Handles.swift), kept here so it
+ * needs no lazy initialisation and the fork handlers can hold its lock.
+ */
+#define RCUSHIM_DIRECTORY_SIZE 4096
+
+/** The free list's state; only touched with rcushim_table_lock() held. */
+struct rcushim_free_list {
+    uint32_t head;
+    uint32_t tail;
+    uint32_t segment_count;
+};
+
+/* EXPORTED-FROM-SHIM: the table's storage, zero-initialised, never freed. */
+extern uintptr_t rcushim_directory_storage[RCUSHIM_DIRECTORY_SIZE] __attribute__((visibility("hidden")));
+extern struct rcushim_free_list rcushim_free_list_storage __attribute__((visibility("hidden")));
+
+/* INLINE FAST PATH: the directory of segment addresses (accessed atomically by the Swift side). */
+static inline void *rcushim_directory(void) { return rcushim_directory_storage; }
+
+/* INLINE FAST PATH: the free list (only with the table lock held). */
+static inline struct rcushim_free_list *rcushim_free_list(void) { return &rcushim_free_list_storage; }
+
+/* EXPORTED-FROM-SHIM: the lock of the free list; held across fork so the child finds it consistent. */
 void rcushim_table_lock(void) __attribute__((visibility("hidden")));
 void rcushim_table_unlock(void) __attribute__((visibility("hidden")));
 
