@@ -39,6 +39,9 @@ uintptr_t rcushim_directory_storage[RCUSHIM_DIRECTORY_SIZE];
 struct rcushim_free_list rcushim_free_list_storage = {UINT32_MAX, UINT32_MAX, 0};
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 
+uint64_t rcushim_deferred_queued __attribute__((aligned(64)));
+uint64_t rcushim_deferred_completed __attribute__((aligned(64)));
+
 void rcushim_table_lock(void) { pthread_mutex_lock(&table_lock); }
 void rcushim_table_unlock(void) { pthread_mutex_unlock(&table_lock); }
 

@@ -52,11 +52,6 @@ public struct DeferredDestroy {
     public init() {}
 }
 
-/// Number of deferred destroys queued and not yet run, process-wide.
-///
-/// Ordering: relaxed everywhere; it is a statistic and a back-pressure signal, not a guard of data.
-let pendingDeferredDestroys = Atomic<Int>(0)
-
 /// Queues `destroy(object, context)` to run after a grace period on a liburcu call_rcu thread.
 /// Never waits for a grace period; allowed inside a read section.
 ///
@@ -92,7 +87,7 @@ public func deferDestroy(
 }
 
 private func enqueue(_ record: UnsafeMutablePointer<DeferredDestroy>) {
-    pendingDeferredDestroys.add(1, ordering: .relaxed)
+    rcushim_count_deferred_queued()
     // SAFETY: `head` is the record's first field (type invariant), so this points into the record;
     // liburcu keeps it until the callback, which owns the record from then on.
     let head = UnsafeMutableRawPointer(record).assumingMemoryBound(to: rcu_head.self)
@@ -117,8 +112,8 @@ private func runDeferredDestroy(_ head: UnsafeMutablePointer<rcu_head>) {
     }
     item.finish?(item.finishArgument)
     t.pointee.in_callback &-= 1
-    pendingDeferredDestroys.subtract(1, ordering: .relaxed)
+    rcushim_count_deferred_completed()
 }
 
 /// The number of deferred destroys queued and not yet run.
-public var pendingDeferredDestroyCount: Int { pendingDeferredDestroys.load(ordering: .relaxed) }
+public var pendingDeferredDestroyCount: Int { Int(rcushim_deferred_pending()) }

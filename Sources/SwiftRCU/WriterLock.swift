@@ -10,31 +10,45 @@ import Synchronization
 ///
 /// # Invariants
 ///
-/// `owner` is the `pthread_self()` of the thread inside `withLock`'s body while one is, else 0.
+/// - `mutex` points to an initialised `pthread_mutex_t` owned by this lock (freed in `deinit`);
+/// - `owner` is the `pthread_self()` of the thread inside `withLock`'s body while one is, else 0.
 public struct WriterLock: ~Copyable, @unchecked Sendable {
-    let mutex = Mutex<Void>(())
-    let owner = Atomic<UInt>(0)
+    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    @usableFromInline let owner = Atomic<UInt>(0)
 
-    public init() {}
+    public init() {
+        mutex = .allocate(capacity: 1)
+        // SAFETY: fresh memory for one mutex; default attributes cannot fail to initialise.
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
 
     /// The calling thread's identity as stored in `owner`.
-    @inline(__always)
+    @inlinable @inline(__always)
     static var currentThread: UInt { UInt(pthread_self()) }
 
     /// Whether the calling thread is inside `withLock` on this lock.
+    @inlinable @inline(__always)
     public var isHeldByCurrentThread: Bool {
         // Ordering: relaxed suffices; only this thread can have stored its own identity.
         owner.load(ordering: .relaxed) == Self.currentThread
     }
 
     /// Runs `body` with the lock held and `owner` set to the calling thread.
-    public func withLock<R>(_ body: () -> R) -> R {
-        mutex.withLock { _ in
-            // Ordering: relaxed; the mutex orders `owner` between holders, and the only reader
-            // that acts on the value is the thread that stored it.
-            owner.store(Self.currentThread, ordering: .relaxed)
-            defer { owner.store(0, ordering: .relaxed) }
-            return body()
+    @inlinable @inline(__always)
+    public func withLock<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        // Ordering: relaxed; the mutex orders `owner` between holders, and the only reader that
+        // acts on the value is the thread that stored it.
+        owner.store(Self.currentThread, ordering: .relaxed)
+        defer {
+            owner.store(0, ordering: .relaxed)
+            pthread_mutex_unlock(mutex)
         }
+        return try body()
     }
 }

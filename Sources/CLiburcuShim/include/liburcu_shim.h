@@ -153,6 +153,29 @@ static inline struct rcushim_free_list *rcushim_free_list(void) { return &rcushi
 void rcushim_table_lock(void) __attribute__((visibility("hidden")));
 void rcushim_table_unlock(void) __attribute__((visibility("hidden")));
 
+/*
+ * Deferred-destroy counters: queued by writers, completed by liburcu's call_rcu threads. Two
+ * counters on their own cache lines, so writers and the callback thread do not share one;
+ * pending = queued - completed. Ordering: relaxed; they are statistics and a back-pressure signal.
+ */
+extern uint64_t rcushim_deferred_queued __attribute__((visibility("hidden")));
+extern uint64_t rcushim_deferred_completed __attribute__((visibility("hidden")));
+
+static inline void rcushim_count_deferred_queued(void) {
+    __atomic_fetch_add(&rcushim_deferred_queued, 1, __ATOMIC_RELAXED); /* Ordering: see above. */
+}
+
+static inline void rcushim_count_deferred_completed(void) {
+    __atomic_fetch_add(&rcushim_deferred_completed, 1, __ATOMIC_RELAXED); /* Ordering: see above. */
+}
+
+static inline uint64_t rcushim_deferred_pending(void) {
+    /* Ordering: relaxed; read completed first so a racing pair never looks negative. */
+    uint64_t completed = __atomic_load_n(&rcushim_deferred_completed, __ATOMIC_RELAXED);
+    uint64_t queued = __atomic_load_n(&rcushim_deferred_queued, __ATOMIC_RELAXED);
+    return queued >= completed ? queued - completed : 0;
+}
+
 /* Deferred work: thin wrappers over liburcu's exported functions. */
 static inline void rcushim_barrier(void) { urcu_memb_barrier(); }
 static inline void rcushim_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *)) {
