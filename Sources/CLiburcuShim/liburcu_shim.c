@@ -8,9 +8,17 @@
 #include "liburcu_shim.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
-__thread struct rcushim_thread rcushim_thread_state __attribute__((visibility("hidden")));
+/* What rcushim_current names before a thread has its state and after it exited; never written.
+ * A thread's own state is allocated on its first use (kept out of TLS so that the library's TLS
+ * segment stays small enough for dlopen with one initial-exec variable) and freed at its exit. */
+static struct rcushim_thread unready_placeholder;
+static struct rcushim_thread exited_placeholder;
+
+__thread struct rcushim_thread *rcushim_current
+    __attribute__((tls_model("initial-exec"))) = &unready_placeholder;
 
 /*
  * Registry of the threads that have used the library, so that a forked child can mark the
@@ -59,6 +67,12 @@ static void registry_remove(struct registry_entry *entry) {
     pthread_mutex_unlock(&registry_lock);
 }
 
+/* The calling thread's own state, or NULL while it has none (a placeholder is current). */
+static struct rcushim_thread *own_state(void) {
+    struct rcushim_thread *t = rcushim_current;
+    return (t == &unready_placeholder || t == &exited_placeholder) ? NULL : t;
+}
+
 /* Leaves the registry and undoes the library's own liburcu registration (an adopted one stays). */
 static void release_registration(struct rcushim_thread *t) {
     registry_remove(&registry_link);
@@ -75,15 +89,18 @@ static void release_registration(struct rcushim_thread *t) {
  * undoes the library's registration, so that grace periods never wait for a dead thread. */
 static void on_thread_exit(void *unused) {
     (void)unused;
-    struct rcushim_thread *t = &rcushim_thread_state;
-    t->exiting = 1;
-    if (!t->ready)
+    struct rcushim_thread *t = own_state();
+    rcushim_current = &exited_placeholder;
+    if (t == NULL)
         return;
-    while (t->depth > 0) {
-        t->depth--;
-        rcushim_read_unlock(t);
+    if (t->ready) {
+        while (t->depth > 0) {
+            t->depth--;
+            rcushim_read_unlock(t);
+        }
+        release_registration(t);
     }
-    release_registration(t);
+    free(t);
 }
 
 static void before_fork(void) {
@@ -126,13 +143,19 @@ __attribute__((constructor)) static void setup(void) {
     (void)pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
-int rcushim_thread_init(void) {
-    struct rcushim_thread *t = &rcushim_thread_state;
+struct rcushim_thread *rcushim_thread_init(void) {
+    if (rcushim_current == &exited_placeholder)
+        return NULL;
+    struct rcushim_thread *t = own_state();
+    if (t == NULL) {
+        t = calloc(1, sizeof *t);
+        if (t == NULL)
+            return NULL;
+        rcushim_current = t;
+    }
     struct urcu_reader *reader = &URCU_TLS(urcu_memb_reader);
     if (t->ready && reader->registered)
-        return 0;
-    if (t->exiting)
-        return -1;
+        return t;
     if (t->serial == 0)
         t->serial = __atomic_add_fetch(&serial_counter, 1, __ATOMIC_RELAXED); /* Ordering: unique value only. */
     if (reader->registered) {
@@ -140,7 +163,7 @@ int rcushim_thread_init(void) {
     } else {
         /* First use, or the program unregistered the thread from liburcu behind our back. */
         if (t->depth != 0)
-            return -1; /* our sections were lost with that registration: refuse, do not guess */
+            return NULL; /* our sections were lost with that registration: refuse, do not guess */
         pthread_rwlock_rdlock(&gp_fork_lock);
         urcu_memb_register_thread();
         pthread_rwlock_unlock(&gp_fork_lock);
@@ -157,12 +180,12 @@ int rcushim_thread_init(void) {
         (void)pthread_setspecific(exit_key, t);
     }
     t->ready = 1;
-    return 0;
+    return t;
 }
 
 void rcushim_thread_fini(void) {
-    struct rcushim_thread *t = &rcushim_thread_state;
-    if (!t->ready)
+    struct rcushim_thread *t = own_state();
+    if (t == NULL || !t->ready)
         return;
     release_registration(t);
     (void)pthread_setspecific(exit_key, NULL);

@@ -105,13 +105,14 @@ private func runDeferredDestroy(_ head: UnsafeMutablePointer<rcu_head>) {
     let record = UnsafeMutableRawPointer(head).assumingMemoryBound(to: DeferredDestroy.self)
     let item = record.pointee
     if item.finish == nil { free(record) }
-    let t = rcushim_self()
-    t.pointee.in_callback &+= 1
+    // call_rcu threads are registered with liburcu by liburcu itself: this adopts them.
+    let t = rcushim_ready_self()
+    t?.pointee.in_callback &+= 1
     if let destroy = item.destroy, item.object != nil {
         destroy(item.object, item.context)
     }
     item.finish?(item.finishArgument)
-    t.pointee.in_callback &-= 1
+    t?.pointee.in_callback &-= 1
     rcushim_count_deferred_completed()
 }
 

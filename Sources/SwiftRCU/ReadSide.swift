@@ -47,8 +47,7 @@ public enum ReadSide {
     /// `RCUSHIM_MAX_NESTING` sections.
     @inlinable @inline(__always)
     public static func lock() -> ReadToken? {
-        let t = rcushim_self()
-        guard rcushim_thread_ready(t) == 0 else { return nil }
+        guard let t = rcushim_ready_self() else { return nil }
         let depth = t.pointee.depth
         guard depth < UInt32(RCUSHIM_MAX_NESTING) else { return nil }
         rcushim_read_lock(t)
@@ -101,8 +100,7 @@ public enum ReadSide {
     /// handles alive while they use them). Returns `nil` when the thread is exiting.
     @inlinable @inline(__always)
     public static func withInternalSection<R>(_ body: () throws -> R) rethrows -> R? {
-        let t = rcushim_self()
-        guard rcushim_thread_ready(t) == 0 else { return nil }
+        guard let t = rcushim_ready_self() else { return nil }
         rcushim_read_lock(t)
         defer { rcushim_read_unlock(t) }
         return try body()
@@ -111,7 +109,7 @@ public enum ReadSide {
     /// Registers the calling thread with liburcu now (it otherwise happens on first use).
     /// Returns `false` when the thread is exiting.
     public static func register() -> Bool {
-        rcushim_thread_ready(rcushim_self()) == 0
+        rcushim_ready_self() != nil
     }
 
     /// Undoes the library's registration of the calling thread; `false`, changing nothing, while

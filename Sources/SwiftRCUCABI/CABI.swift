@@ -107,9 +107,8 @@ public func swiftrcu_free(_ ptr: swiftrcu_ptr_ref?) -> CInt {
     guard let ptr else { return status(.invalidArgument) }
     guard !ReadSide.isInSection else { return status(.deadlock) }
     let handle = bits(ptr)
-    let t = rcushim_self()
     let found: (UnsafeMutablePointer<HandleSlot>, Unmanaged<PtrState>)?? = ReadSide.withInternalSection {
-        guard let slot = HandleTable.lookup(handle, .ptr, t) else { return nil }
+        guard let slot = HandleTable.lookup(handle, .ptr) else { return nil }
         let state = state(of: slot)
         guard HandleTable.retire(slot, handle) else { return nil }
         return (slot, state)
@@ -170,7 +169,7 @@ public func swiftrcu_dereference(
     guard let ptr, let guard_ = `guard` else { return nil }
     let token = ReadToken(thread: guard_.pointee._private.0, word: guard_.pointee._private.1)
     guard ReadSide.holds(token) else { return nil }
-    guard let slot = HandleTable.lookup(UInt(bitPattern: ptr), .ptr, rcushim_self()) else { return nil }
+    guard let slot = HandleTable.lookup(UInt(bitPattern: ptr), .ptr) else { return nil }
     // Ordering: acquire pairs with the release exchange in replace / copy_update, so the object's
     // initialisation is visible to the caller.
     return UnsafeMutableRawPointer(bitPattern: slot.pointee.word1.load(ordering: .acquiring))
@@ -194,7 +193,7 @@ public func swiftrcu_read_lock_dereference(
         return nil
     }
     guard_out.pointee = swiftrcu_guard(_private: (token.thread, token.word))
-    guard let ptr, let slot = HandleTable.lookup(UInt(bitPattern: ptr), .ptr, rcushim_self()) else { return nil }
+    guard let ptr, let slot = HandleTable.lookup(UInt(bitPattern: ptr), .ptr) else { return nil }
     // Ordering: acquire pairs with the release exchange in replace / copy_update.
     return UnsafeMutableRawPointer(bitPattern: slot.pointee.word1.load(ordering: .acquiring))
 }
@@ -209,9 +208,8 @@ public func swiftrcu_read_lock_dereference(
 @c(swiftrcu_load)
 public func swiftrcu_load(_ ptr: swiftrcu_const_ptr_ref?) -> UnsafeMutableRawPointer? {
     guard let ptr else { return nil }
-    let t = rcushim_self()
     let object: UInt?? = ReadSide.withInternalSection {
-        guard let slot = HandleTable.lookup(UInt(bitPattern: ptr), .ptr, t) else { return nil }
+        guard let slot = HandleTable.lookup(UInt(bitPattern: ptr), .ptr) else { return nil }
         // Ordering: acquire pairs with the release exchange in replace / copy_update.
         return slot.pointee.word1.load(ordering: .acquiring)
     }
@@ -259,9 +257,8 @@ public func swiftrcu_replace(
     guard let old_out else { return status(.invalidArgument) }
     old_out.pointee = nil
     guard let ptr else { return status(.invalidArgument) }
-    let t = rcushim_self()
     let result: CInt? = ReadSide.withInternalSection {
-        guard let slot = HandleTable.lookup(bits(ptr), .ptr, t) else { return status(.invalidArgument) }
+        guard let slot = HandleTable.lookup(bits(ptr), .ptr) else { return status(.invalidArgument) }
         return state(of: slot)._withUnsafeGuaranteedRef { state in
             guard !state.writer.isHeldByCurrentThread else { return status(.deadlock) }
             guard let old = HandleTable.reserve(.old) else { return status(.outOfMemory) }
@@ -295,9 +292,8 @@ public func swiftrcu_copy_update(
     guard let old_out else { return status(.invalidArgument) }
     old_out.pointee = nil
     guard let ptr, let update else { return status(.invalidArgument) }
-    let t = rcushim_self()
     let result: CInt? = ReadSide.withInternalSection {
-        guard let slot = HandleTable.lookup(bits(ptr), .ptr, t) else { return status(.invalidArgument) }
+        guard let slot = HandleTable.lookup(bits(ptr), .ptr) else { return status(.invalidArgument) }
         return state(of: slot)._withUnsafeGuaranteedRef { state in
             guard !state.writer.isHeldByCurrentThread else { return status(.deadlock) }
             guard let old = HandleTable.reserve(.old) else { return status(.outOfMemory) }
@@ -322,9 +318,8 @@ public func swiftrcu_copy_update(
 @c(swiftrcu_old_object)
 public func swiftrcu_old_object(_ old: swiftrcu_const_old_ref?) -> UnsafeMutableRawPointer? {
     guard let old else { return nil }
-    let t = rcushim_self()
     let object: UInt?? = ReadSide.withInternalSection {
-        guard let slot = HandleTable.lookup(UInt(bitPattern: old), .old, t) else { return nil }
+        guard let slot = HandleTable.lookup(UInt(bitPattern: old), .old) else { return nil }
         // Ordering: relaxed; the stamp's acquire load in `lookup` ordered the word.
         return slot.pointee.word0.load(ordering: .relaxed)
     }
@@ -338,9 +333,8 @@ private func retireOld(_ old: swiftrcu_old_ref)
     -> (slot: UnsafeMutablePointer<HandleSlot>, object: UInt, destroy: UInt, context: UInt)?
 {
     let handle = UInt(bitPattern: old)
-    let t = rcushim_self()
     let found: (UnsafeMutablePointer<HandleSlot>, UInt, UInt, UInt)?? = ReadSide.withInternalSection {
-        guard let slot = HandleTable.lookup(handle, .old, t) else { return nil }
+        guard let slot = HandleTable.lookup(handle, .old) else { return nil }
         // Ordering: relaxed; the stamp's acquire load in `lookup` ordered the words.
         let words = (
             slot, slot.pointee.word0.load(ordering: .relaxed), slot.pointee.word1.load(ordering: .relaxed),

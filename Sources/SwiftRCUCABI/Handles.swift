@@ -87,9 +87,7 @@ enum HandleTable {
     /// The slot of `handle` if it is a live handle of `kind`, else `nil`. Call inside a read-side
     /// critical section and use the slot only until it ends.
     @inline(__always)
-    static func lookup(_ handle: UInt, _ kind: HandleKind, _ t: UnsafeMutablePointer<rcushim_thread>)
-        -> UnsafeMutablePointer<HandleSlot>?
-    {
+    static func lookup(_ handle: UInt, _ kind: HandleKind) -> UnsafeMutablePointer<HandleSlot>? {
         let value = UInt64(handle)
         guard value & 3 == kind.rawValue else { return nil }
         let index = Int(truncatingIfNeeded: (value & 0xFFFF_FFFF) >> 2)

@@ -23,6 +23,8 @@ check "SONAME is libswiftrcu.so.0" bash -c "readelf -d '$real' | grep -q 'Librar
 check "only swiftrcu_* exported" bash -c "! nm -D --defined-only '$real' | awk '{print \$NF}' | grep -v '^swiftrcu_'"
 check "all contract functions exported" bash -c "for f in version strerror new free read_lock read_unlock dereference replace copy_update old_object old_free old_defer synchronize barrier thread_register thread_unregister; do nm -D --defined-only '$real' | grep -q \" T swiftrcu_\$f\$\" || { echo missing \$f; exit 1; }; done"
 check "no Swift toolchain library needed" bash -c "! ldd '$real' | grep -iE 'swift|/opt/|libdispatch|libBlocksRuntime|libFoundation'"
+check "loads with dlopen (small TLS segment)" python3 -c "import ctypes,sys; ctypes.CDLL(sys.argv[1])" "$real"
+check "TLS segment under 128 bytes" bash -c "sz=\$(readelf -lW '$real' | awk '\$1==\"TLS\"{print \$6}'); [ -n \"\$sz\" ] && [ \$((sz)) -lt 128 ]"
 check "pkg-config knows swiftrcu" pkg-config --exists swiftrcu
 check "pkg-config libs name the library" bash -c "pkg-config --libs swiftrcu | grep -q -- -lswiftrcu"
 

@@ -33,7 +33,8 @@ extern "C" {
 #define RCUSHIM_MAX_NESTING 255
 
 /**
- * Per-thread state of the library, one instance per thread in thread-local storage.
+ * Per-thread state of the library, allocated on a thread's first use and freed at its exit,
+ * reached through the thread-local pointer `rcushim_current`.
  *
  * Invariants:
  *  - `serial` is 0 until the thread's first use, then unique among all threads of the process;
@@ -52,18 +53,27 @@ struct rcushim_thread {
     uint8_t ready;
     uint8_t owns_registration; /* 1: the library registered the thread; 0: adopted or none */
     uint8_t in_callback;       /* >0: running a deferred destroy on a liburcu call_rcu thread */
-    uint8_t exiting;
+    uint8_t unused;
     struct urcu_reader *_Nullable reader; /* this thread's liburcu reader record, once ready */
     uint64_t ids[RCUSHIM_MAX_NESTING];
 };
 
 #pragma clang assume_nonnull begin
 
-/* EXPORTED-FROM-SHIM: the thread-local instance; hidden, reached only through rcushim_self(). */
-extern __thread struct rcushim_thread rcushim_thread_state __attribute__((visibility("hidden")));
+/*
+ * EXPORTED-FROM-SHIM: the calling thread's state, through one pointer in initial-exec TLS. Only
+ * this 8-byte pointer uses the initial-exec model (a load relative to the thread pointer, no
+ * call). The state itself (2 KiB) is on the heap and liburcu's variables keep the default model,
+ * so the library's TLS segment stays small (under 64 bytes) and it still loads with dlopen. Until
+ * the thread has its state, and after it has exited, the pointer names a shared placeholder whose
+ * `ready` is 0 and which nothing writes.
+ */
+extern __thread struct rcushim_thread *rcushim_current
+    __attribute__((tls_model("initial-exec"), visibility("hidden")));
 
-/* INLINE FAST PATH: the calling thread's state (one thread-local lookup). */
-static inline struct rcushim_thread *rcushim_self(void) { return &rcushim_thread_state; }
+/* INLINE FAST PATH: the calling thread's state, or the read-only placeholder before it is ready:
+ * read fields only (`serial` 0 and `depth` 0 make every guard check fail there). */
+static inline struct rcushim_thread *rcushim_self(void) { return rcushim_current; }
 
 /* INLINE FAST PATH: the identity stack of the calling thread's sections. */
 static inline uint64_t *rcushim_ids(struct rcushim_thread *t) { return t->ids; }
@@ -109,13 +119,15 @@ static inline void rcushim_read_unlock(struct rcushim_thread *t) {
 static inline int rcushim_read_ongoing(void) { return _urcu_memb_read_ongoing() != 0; }
 
 /* EXPORTED-FROM-SHIM: registers the calling thread on first use (or adopts a registration the
- * program made itself); returns 0 on success, -1 when the thread is exiting. */
-int rcushim_thread_init(void) __attribute__((visibility("hidden")));
+ * program made itself); returns its state, or NULL when the thread is exiting. */
+struct rcushim_thread *_Nullable rcushim_thread_init(void) __attribute__((visibility("hidden")));
 
-/* INLINE FAST PATH: makes sure the calling thread may enter a read-side section. */
-static inline int rcushim_thread_ready(struct rcushim_thread *t) {
+/* INLINE FAST PATH: the calling thread's state, ready to enter a read-side section (registered
+ * on first use); NULL when the thread is exiting. Writable, unlike rcushim_self() before init. */
+static inline struct rcushim_thread *_Nullable rcushim_ready_self(void) {
+    struct rcushim_thread *t = rcushim_current;
     if (caa_likely(t->ready) && caa_likely(t->reader->registered))
-        return 0;
+        return t;
     return rcushim_thread_init();
 }
 
