@@ -384,8 +384,7 @@ SWIFT_EXTERN swiftrcu_ptr_ref _Nullable swiftrcu_new(void * _Nullable object, sw
 
 /// Hands old over: its object is destroyed after a grace period, asynchronously (call_rcu), on a
 /// liburcu call_rcu thread. Never blocks; allowed inside a read section.
-/// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for NULL or a stale handle; SWIFTRCU_ENOMEM, changing
-/// nothing.
+/// Returns SWIFTRCU_OK, or SWIFTRCU_EINVAL for NULL or a stale handle (already freed or deferred).
 SWIFT_EXTERN int swiftrcu_old_defer(swiftrcu_old_ref _Nullable old) SWIFT_NOEXCEPT;
 
 /// Waits for a grace period, destroys the object of old and releases the old handle.

@@ -46,6 +46,15 @@ private func destroyFunction(_ bits: UInt) -> swiftrcu_destroy_fn? {
     bits == 0 ? nil : unsafeBitCast(bits, to: swiftrcu_destroy_fn.self)
 }
 
+/// The object a live ptr handle publishes now; nil for a stale handle. Call inside a read section.
+@inline(__always)
+private func publishedObject(_ handle: UInt) -> UnsafeMutableRawPointer? {
+    guard let slot = HandleTable.lookup(handle, .ptr) else { return nil }
+    // Ordering: acquire pairs with the release exchange in replace / copy_update, so the object's
+    // initialisation is visible to the caller.
+    return UnsafeMutableRawPointer(bitPattern: slot.pointee.word1.load(ordering: .acquiring))
+}
+
 private let versionString: StaticString = "0.1.0"
 
 /// Returns the library's version as "MAJOR.MINOR.PATCH", equal to the SWIFTRCU_VERSION_* macros of
@@ -169,10 +178,7 @@ public func swiftrcu_dereference(
     guard let ptr, let guard_ = `guard` else { return nil }
     let token = ReadToken(thread: guard_.pointee._private.0, word: guard_.pointee._private.1)
     guard ReadSide.holds(token) else { return nil }
-    guard let slot = HandleTable.lookup(UInt(bitPattern: ptr), .ptr) else { return nil }
-    // Ordering: acquire pairs with the release exchange in replace / copy_update, so the object's
-    // initialisation is visible to the caller.
-    return UnsafeMutableRawPointer(bitPattern: slot.pointee.word1.load(ordering: .acquiring))
+    return publishedObject(UInt(bitPattern: ptr))
 }
 
 /// Enters a read-side critical section and dereferences ptr in one call: the same as
@@ -193,9 +199,8 @@ public func swiftrcu_read_lock_dereference(
         return nil
     }
     guard_out.pointee = swiftrcu_guard(_private: (token.thread, token.word))
-    guard let ptr, let slot = HandleTable.lookup(UInt(bitPattern: ptr), .ptr) else { return nil }
-    // Ordering: acquire pairs with the release exchange in replace / copy_update.
-    return UnsafeMutableRawPointer(bitPattern: slot.pointee.word1.load(ordering: .acquiring))
+    guard let ptr else { return nil }
+    return publishedObject(UInt(bitPattern: ptr))
 }
 
 /// Returns the object ptr publishes now, reading it inside a read-side critical section that has
@@ -208,13 +213,7 @@ public func swiftrcu_read_lock_dereference(
 @c(swiftrcu_load)
 public func swiftrcu_load(_ ptr: swiftrcu_const_ptr_ref?) -> UnsafeMutableRawPointer? {
     guard let ptr else { return nil }
-    let object: UInt?? = ReadSide.withInternalSection {
-        guard let slot = HandleTable.lookup(UInt(bitPattern: ptr), .ptr) else { return nil }
-        // Ordering: acquire pairs with the release exchange in replace / copy_update.
-        return slot.pointee.word1.load(ordering: .acquiring)
-    }
-    guard let object, let object else { return nil }
-    return UnsafeMutableRawPointer(bitPattern: object)
+    return ReadSide.withInternalSection { publishedObject(UInt(bitPattern: ptr)) } ?? nil
 }
 
 /// Publishes object in a pointer slot and hands the previous object to a new old handle.
@@ -318,13 +317,11 @@ public func swiftrcu_copy_update(
 @c(swiftrcu_old_object)
 public func swiftrcu_old_object(_ old: swiftrcu_const_old_ref?) -> UnsafeMutableRawPointer? {
     guard let old else { return nil }
-    let object: UInt?? = ReadSide.withInternalSection {
+    return ReadSide.withInternalSection {
         guard let slot = HandleTable.lookup(UInt(bitPattern: old), .old) else { return nil }
         // Ordering: relaxed; the stamp's acquire load in `lookup` ordered the word.
-        return slot.pointee.word0.load(ordering: .relaxed)
-    }
-    guard let object, let object else { return nil }
-    return UnsafeMutableRawPointer(bitPattern: object)
+        return UnsafeMutableRawPointer(bitPattern: slot.pointee.word0.load(ordering: .relaxed))
+    } ?? nil
 }
 
 /// Retires old and returns its object, destroy function and context; nil when it is not a live
