@@ -237,6 +237,27 @@ private func publish(
     return OpaquePointer(bitPattern: old.handle)
 }
 
+/// The part replace and copy_update share: inside an internal read section (which keeps the ptr's
+/// slot and state alive), refuse a stale ptr and a re-entrant write, reserve a slot for the old
+/// handle, then run body with the writer lock held; body's result goes to *old_out.
+@inline(__always)
+private func write(
+    _ ptr: swiftrcu_ptr_ref, _ old_out: UnsafeMutablePointer<swiftrcu_old_ref?>,
+    _ body: (UnsafeMutablePointer<HandleSlot>, PtrState, (slot: UnsafeMutablePointer<HandleSlot>, handle: UInt))
+        -> swiftrcu_old_ref?
+) -> CInt {
+    let result: CInt? = ReadSide.withInternalSection {
+        guard let slot = HandleTable.lookup(bits(ptr), .ptr) else { return status(.invalidArgument) }
+        return state(of: slot)._withUnsafeGuaranteedRef { state in
+            guard !state.writer.isHeldByCurrentThread else { return status(.deadlock) }
+            guard let old = HandleTable.reserve(.old) else { return status(.outOfMemory) }
+            old_out.pointee = state.writer.withLock { body(slot, state, old) }
+            return SWIFTRCU_OK
+        }
+    }
+    return result ?? status(.notPermitted)
+}
+
 /// Publishes new_object (may be NULL); *old_out gets the previous object's old handle, or NULL
 /// when it was NULL.
 ///
@@ -256,18 +277,9 @@ public func swiftrcu_replace(
     guard let old_out else { return status(.invalidArgument) }
     old_out.pointee = nil
     guard let ptr else { return status(.invalidArgument) }
-    let result: CInt? = ReadSide.withInternalSection {
-        guard let slot = HandleTable.lookup(bits(ptr), .ptr) else { return status(.invalidArgument) }
-        return state(of: slot)._withUnsafeGuaranteedRef { state in
-            guard !state.writer.isHeldByCurrentThread else { return status(.deadlock) }
-            guard let old = HandleTable.reserve(.old) else { return status(.outOfMemory) }
-            old_out.pointee = state.writer.withLock {
-                publish(UInt(bitPattern: new_object), in: slot, state: state, old: old)
-            }
-            return SWIFTRCU_OK
-        }
+    return write(ptr, old_out) { slot, state, old in
+        publish(UInt(bitPattern: new_object), in: slot, state: state, old: old)
     }
-    return result ?? status(.notPermitted)
 }
 
 /// Calls update(current, context) with the ptr's other writers excluded and publishes the result
@@ -291,25 +303,16 @@ public func swiftrcu_copy_update(
     guard let old_out else { return status(.invalidArgument) }
     old_out.pointee = nil
     guard let ptr, let update else { return status(.invalidArgument) }
-    let result: CInt? = ReadSide.withInternalSection {
-        guard let slot = HandleTable.lookup(bits(ptr), .ptr) else { return status(.invalidArgument) }
-        return state(of: slot)._withUnsafeGuaranteedRef { state in
-            guard !state.writer.isHeldByCurrentThread else { return status(.deadlock) }
-            guard let old = HandleTable.reserve(.old) else { return status(.outOfMemory) }
-            old_out.pointee = state.writer.withLock {
-                // Ordering: relaxed; writers are serialised by the writer lock.
-                let current = slot.pointee.word1.load(ordering: .relaxed)
-                let next = UInt(bitPattern: update(UnsafeRawPointer(bitPattern: current), context))
-                guard next != current else {
-                    HandleTable.release(old.handle)
-                    return nil
-                }
-                return publish(next, in: slot, state: state, old: old)
-            }
-            return SWIFTRCU_OK
+    return write(ptr, old_out) { slot, state, old in
+        // Ordering: relaxed; writers are serialised by the writer lock.
+        let current = slot.pointee.word1.load(ordering: .relaxed)
+        let next = UInt(bitPattern: update(UnsafeRawPointer(bitPattern: current), context))
+        guard next != current else {
+            HandleTable.release(old.handle)
+            return nil
         }
+        return publish(next, in: slot, state: state, old: old)
     }
-    return result ?? status(.notPermitted)
 }
 
 /// Returns the unpublished object of old; NULL for NULL or a stale handle. The object stays valid
