@@ -191,6 +191,10 @@ void rcushim_thread_fini(void) {
     (void)pthread_setspecific(exit_key, NULL);
 }
 
+static pthread_once_t spread_once = PTHREAD_ONCE_INIT;
+static void spread(void) { (void)urcu_memb_create_all_cpu_call_rcu_data(0); }
+void rcushim_spread_call_rcu(void) { pthread_once(&spread_once, spread); }
+
 void rcushim_synchronize(void) {
     pthread_rwlock_rdlock(&gp_fork_lock);
     urcu_memb_synchronize_rcu();

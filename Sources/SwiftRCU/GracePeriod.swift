@@ -88,10 +88,33 @@ public func deferDestroy(
 
 private func enqueue(_ record: UnsafeMutablePointer<DeferredDestroy>) {
     rcushim_count_deferred_queued()
+    // One default call_rcu worker can fall behind several writers; past the threshold, spread
+    // the destroys over one worker per CPU (liburcu's own mechanism), once per process.
+    let pending = rcushim_deferred_pending()
+    if pending > UInt64(RCUSHIM_SPREAD_THRESHOLD) {
+        rcushim_spread_call_rcu()
+        if pending > UInt64(RCUSHIM_BACKPRESSURE_THRESHOLD) { applyBackPressure() }
+    }
     // SAFETY: `head` is the record's first field (type invariant), so this points into the record;
     // liburcu keeps it until the callback, which owns the record from then on.
     let head = UnsafeMutableRawPointer(record).assumingMemoryBound(to: rcu_head.self)
     rcushim_call_rcu(head, deferredDestroyCallback)
+}
+
+/// Pauses a writer that outruns the call_rcu workers until the queue has drained below half the
+/// threshold, for at most `RCUSHIM_BACKPRESSURE_MAX_US`. Never inside a read-side section or a
+/// deferred destroy (the workers could be waiting for it), and bounded, so a destroy function that
+/// needs a lock the writer holds slows the writer down but cannot deadlock it.
+private func applyBackPressure() {
+    guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { return }
+    let step: Int = 50
+    var waited = 0
+    while waited < Int(RCUSHIM_BACKPRESSURE_MAX_US),
+        rcushim_deferred_pending() > UInt64(RCUSHIM_BACKPRESSURE_THRESHOLD / 2)
+    {
+        usleep(UInt32(step))
+        waited += step
+    }
 }
 
 /// The call_rcu callback: runs one deferred destroy and frees or hands back its record.

@@ -188,6 +188,19 @@ static inline uint64_t rcushim_deferred_pending(void) {
     return queued >= completed ? queued - completed : 0;
 }
 
+/** Pending deferred destroys beyond which the library asks liburcu for one call_rcu worker per
+ *  CPU (once per process), so destroys keep up with writers and memory stays bounded. */
+#define RCUSHIM_SPREAD_THRESHOLD 65536
+
+/** Pending deferred destroys beyond which a deferring thread outside any read-side section
+ *  pauses (up to RCUSHIM_BACKPRESSURE_MAX_US per call) until the queue is below half of it:
+ *  back-pressure for writers that outrun the workers even after spreading. */
+#define RCUSHIM_BACKPRESSURE_THRESHOLD (1 << 18)
+#define RCUSHIM_BACKPRESSURE_MAX_US 10000
+
+/* EXPORTED-FROM-SHIM: creates liburcu's per-CPU call_rcu workers, once per process. */
+void rcushim_spread_call_rcu(void) __attribute__((visibility("hidden")));
+
 /* Deferred work: thin wrappers over liburcu's exported functions. */
 static inline void rcushim_barrier(void) { urcu_memb_barrier(); }
 static inline void rcushim_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *)) {
