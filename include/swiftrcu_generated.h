@@ -383,7 +383,10 @@ SWIFT_EXTERN void * _Nullable swiftrcu_load(swiftrcu_const_ptr_ref _Nullable ptr
 SWIFT_EXTERN swiftrcu_ptr_ref _Nullable swiftrcu_new(void * _Nullable object, swiftrcu_destroy_fn _Nullable destroy, void * _Nullable context) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
 /// Hands old over: its object is destroyed after a grace period, asynchronously (call_rcu), on a
-/// liburcu call_rcu thread. Never blocks; allowed inside a read section.
+/// liburcu call_rcu thread. Never waits for a grace period; allowed inside a read section.
+/// Memory stays bounded under a sustained stream: past 65536 pending destroys the library asks
+/// liburcu for one call_rcu worker per CPU, and past 262144 a caller outside any read section
+/// pauses (at most 10 ms per call) until fewer than half that many are pending.
 /// Returns SWIFTRCU_OK, or SWIFTRCU_EINVAL for NULL or a stale handle (already freed or deferred).
 SWIFT_EXTERN int swiftrcu_old_defer(swiftrcu_old_ref _Nullable old) SWIFT_NOEXCEPT;
 
