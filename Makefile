@@ -34,7 +34,8 @@ GENERATED_SRC = $(shell $(SWIFT) build -c release --show-bin-path)/SwiftRCUCABI.
 HEADERS := include/swiftrcu.h include/swiftrcu_types.h include/swiftrcu_generated.h
 
 .PHONY: all deps lib header check-header install uninstall test test-swift test-c test-python \
-	test-install demo clean
+	test-install test-reliability torture test-asan test-valgrind test-fork fuzz fuzz-short bench \
+	bench-smoke demo clean
 
 all: lib
 
@@ -101,7 +102,39 @@ test-python: $(OUT)/.installed-test-prefix
 	scripts/ensure-python-deps.sh
 	cd bindings/python && SWIFTRCU_LIBRARY=$(TESTPREFIX)/lib/$(LIBNAME) $(PYTHON) -m pytest -q tests
 
-test: deps test-swift check-header test-install test-c test-python
+# Reliability (tests/reliability, fuzz): short runs in `make test`, long ones as their own targets.
+test-reliability: $(OUT)/.installed-test-prefix
+	scripts/ensure-deps.sh valgrind
+	$(MAKE) -C tests/reliability all-short PREFIX=$(TESTPREFIX)
+
+torture: $(OUT)/.installed-test-prefix
+	$(MAKE) -C tests/reliability torture PREFIX=$(TESTPREFIX)
+
+test-asan: $(OUT)/.installed-test-prefix
+	$(MAKE) -C tests/reliability asan PREFIX=$(TESTPREFIX)
+
+test-valgrind: $(OUT)/.installed-test-prefix
+	scripts/ensure-deps.sh valgrind
+	$(MAKE) -C tests/reliability valgrind PREFIX=$(TESTPREFIX)
+
+test-fork: $(OUT)/.installed-test-prefix
+	$(MAKE) -C tests/reliability fork PREFIX=$(TESTPREFIX)
+
+fuzz: $(OUT)/.installed-test-prefix
+	$(MAKE) -C fuzz fuzz PREFIX=$(TESTPREFIX)
+
+fuzz-short: $(OUT)/.installed-test-prefix
+	$(MAKE) -C fuzz fuzz-short PREFIX=$(TESTPREFIX)
+
+# Benchmarks (bench/): the full run prints the table and writes bench/results; the smoke run only
+# keeps the benchmark building and running.
+bench:
+	$(MAKE) -C bench bench
+
+bench-smoke: $(OUT)/.installed-test-prefix
+	$(MAKE) -C bench bench-smoke PREFIX=$(TESTPREFIX)
+
+test: deps test-swift check-header test-install test-c test-python test-reliability fuzz-short bench-smoke
 	@echo "make test: all suites passed"
 
 demo: $(OUT)/.installed-demo-prefix

@@ -124,16 +124,22 @@ static void after_fork_child(void) {
     while (*p != NULL) {
         struct registry_entry *entry = *p;
         if (entry != &registry_link) {
-            /* SAFETY: the entry's thread is gone in the child, its TLS memory remains mapped. */
+            /* SAFETY: the entry's thread is gone in the child, its TLS memory remains mapped until
+             * a new thread reuses it: end its section and take its record out of liburcu's
+             * registry, so that no grace period waits for it and a reused record is not linked
+             * twice. No other thread exists to walk the registry meanwhile. */
             entry->reader->ctr = 0;
+            cds_list_del(&entry->reader->node);
             *p = entry->next;
         } else {
             p = &entry->next;
         }
     }
-    pthread_mutex_unlock(&table_lock);
-    pthread_mutex_unlock(&registry_lock);
-    pthread_rwlock_unlock(&gp_fork_lock);
+    /* The child's only thread has a new thread id, and glibc's rwlock unlock decides between a
+     * read and a write unlock by comparing it: start the locks afresh instead of unlocking. */
+    pthread_mutex_init(&table_lock, NULL);
+    pthread_mutex_init(&registry_lock, NULL);
+    pthread_rwlock_init(&gp_fork_lock, NULL);
     urcu_memb_call_rcu_after_fork_child();
 }
 
@@ -188,7 +194,7 @@ void rcushim_thread_fini(void) {
     if (t == NULL || !t->ready)
         return;
     release_registration(t);
-    (void)pthread_setspecific(exit_key, NULL);
+    /* The exit key stays set: the thread's state is still freed when it exits. */
 }
 
 static pthread_once_t spread_once = PTHREAD_ONCE_INIT;

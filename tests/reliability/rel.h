@@ -112,6 +112,35 @@ static inline const char *rel_describe_status(int status, int timed_out, char *b
 }
 
 /*
+ * Runs this program again as a child process (fork + exec of /proc/self/exe with "--case NAME"),
+ * so the case starts from a fresh process and a crash or hang in it is reported, not fatal.
+ * Waits at most `seconds`. Returns the child's exit code, or -1 when it hung or died; describes
+ * the outcome in `outcome`.
+ */
+static inline int rel_run_case(const char *name, double seconds, char *outcome, size_t len) {
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/proc/self/exe", "/proc/self/exe", "--case", name, (char *)NULL);
+        _exit(127);
+    }
+    if (pid < 0) {
+        snprintf(outcome, len, "could not fork");
+        return -1;
+    }
+    int timed_out;
+    int st = rel_wait_child(pid, seconds, &timed_out);
+    rel_describe_status(st, timed_out, outcome, len);
+    return (!timed_out && WIFEXITED(st)) ? WEXITSTATUS(st) : -1;
+}
+
+/* Whether argv asks for case `name` ("--case NAME"). */
+static inline int rel_is_case(int argc, char **argv, const char *name) {
+    return argc == 3 && strcmp(argv[1], "--case") == 0 && strcmp(argv[2], name) == 0;
+}
+
+/*
  * Known library bugs: a check named by REL_XFAIL is reported but not counted as failed, unless
  * the environment sets RELIABILITY_STRICT=1. When it passes, "XPASS" says the bug looks fixed
  * and the check can become an ordinary one.

@@ -12,6 +12,10 @@
  * Readers nest two sections, read two pointers, re-read the outer one under the outer guard,
  * and check that every magic is intact and that no pointer's sequence ever goes back.
  * At the end every object created must have been destroyed exactly once.
+ *
+ * TORTURE_INJECT=early-destroy in the environment makes the writers poison each old object as
+ * soon as they get it back (as a library that destroyed objects too early would): the run must
+ * then fail, which shows that the checks can fail.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "rel.h"
@@ -27,6 +31,7 @@ struct tobj {
 };
 
 static swiftrcu_ptr *ptrs[MAX_THREADS + 1];
+static int inject_early_destroy;
 static int nptrs;
 static atomic_int stop;
 
@@ -183,6 +188,11 @@ static void retire(swiftrcu_old *old, const struct tobj *expected, int defer, in
     int was = 0;
     if (!atomic_compare_exchange_strong(&o->unpublished, &was, 1))
         error_at("an object was handed out as an old handle twice", (long)o->seq, 0);
+    if (inject_early_destroy) {
+        o->magic = REL_POISON; /* readers may still hold it: they must notice */
+        rel_sleep_ms(1);
+        o->magic = REL_LIVE;   /* so that destroy's own check stays quiet */
+    }
     if (in_section) {
         int rc = swiftrcu_old_free(old);
         if (rc != SWIFTRCU_EDEADLK)
@@ -286,7 +296,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: torture [READERS<=%d] [WRITERS 1..%d] [SECONDS]\n", MAX_THREADS, MAX_THREADS);
         return 2;
     }
+    const char *inject = getenv("TORTURE_INJECT");
+    inject_early_destroy = inject != NULL && strcmp(inject, "early-destroy") == 0;
     harness_watchdog((unsigned)(seconds + 120));
+    if (inject_early_destroy)
+        printf("torture: injecting early destroys: this run must fail\n");
     printf("torture: %d readers, %d writers, %ld s\n", nreaders, nwriters, seconds);
 
     nptrs = nwriters + 1;

@@ -1,0 +1,117 @@
+"""Finding the C library: SWIFTRCU_LIBRARY, then the installed library, then the build output."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import swiftrcu
+from conftest import PACKAGE_ROOT, library_env, run_python
+
+LIBRARY = Path(swiftrcu.library_path)
+PRINT_PATH = "import swiftrcu; print(swiftrcu.library_path)"
+
+
+def isolated_package(tmp_path: Path) -> Path:
+    """A copy of the package outside the source tree, so that no build output is near it."""
+    root = tmp_path / "site"
+    shutil.copytree(PACKAGE_ROOT / "swiftrcu", root / "swiftrcu")
+    return root
+
+
+def bare_env(package_root: Path, **extra: str) -> dict:
+    env = library_env(SWIFTRCU_LIBRARY=None, LD_LIBRARY_PATH=None, PKG_CONFIG_PATH=None,
+                      PKG_CONFIG_LIBDIR=str(package_root / "no-pkgconfig"))
+    env["PYTHONPATH"] = str(package_root)
+    env.update(extra)
+    return env
+
+
+def installed_elsewhere() -> bool:
+    """Whether a libswiftrcu is installed where the dynamic loader finds it anyway (asked in a
+    fresh process: this one has the library loaded already)."""
+    env = library_env(SWIFTRCU_LIBRARY=None, LD_LIBRARY_PATH=None)
+    done = run_python("import ctypes; ctypes.CDLL('libswiftrcu.so.0')", env)
+    return done.returncode == 0
+
+
+def test_env_variable_is_used(tmp_path: Path) -> None:
+    done = run_python(PRINT_PATH, library_env(), cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(LIBRARY)
+
+
+def test_env_variable_naming_a_missing_file_gives_one_clear_import_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "libswiftrcu.so"
+    done = run_python("import swiftrcu", library_env(SWIFTRCU_LIBRARY=str(missing)))
+    assert done.returncode != 0
+    assert "ImportError" in done.stderr
+    assert f"SWIFTRCU_LIBRARY={missing}" in done.stderr
+    assert "make install" in done.stderr
+
+
+def test_env_variable_naming_a_wrong_library(tmp_path: Path) -> None:
+    import ctypes.util
+
+    libc = ctypes.util.find_library("c") or "libc.so.6"
+    done = run_python("import swiftrcu", library_env(SWIFTRCU_LIBRARY=libc))
+    assert done.returncode != 0
+    assert "ImportError" in done.stderr
+    assert "missing swiftrcu_" in done.stderr
+
+
+def test_loader_search_path(tmp_path: Path) -> None:
+    root = isolated_package(tmp_path)
+    env = bare_env(root, LD_LIBRARY_PATH=str(LIBRARY.parent))
+    done = run_python(PRINT_PATH, env, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).parent == LIBRARY.resolve().parent
+
+
+def test_pkg_config_libdir(tmp_path: Path) -> None:
+    if shutil.which("pkg-config") is None:
+        pytest.skip("pkg-config is not installed")
+    if installed_elsewhere():
+        pytest.skip("a libswiftrcu is installed on the loader's search path")
+    prefix = tmp_path / "prefix"
+    (prefix / "lib" / "pkgconfig").mkdir(parents=True)
+    shutil.copy2(LIBRARY, prefix / "lib" / "libswiftrcu.so")
+    (prefix / "lib" / "pkgconfig" / "swiftrcu.pc").write_text(
+        f"prefix={prefix}\nlibdir=${{prefix}}/lib\nincludedir=${{prefix}}/include\n\n"
+        "Name: swiftrcu\nDescription: test\nVersion: 0.1.0\nLibs: -L${libdir} -lswiftrcu\n")
+    root = isolated_package(tmp_path)
+    env = bare_env(root, PKG_CONFIG_PATH=str(prefix / "lib" / "pkgconfig"))
+    env.pop("PKG_CONFIG_LIBDIR")
+    done = run_python(PRINT_PATH, env, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(prefix / "lib" / "libswiftrcu.so")
+
+
+def test_build_output_of_the_source_tree(tmp_path: Path) -> None:
+    build_lib = PACKAGE_ROOT.parents[1] / "build" / "lib" / "libswiftrcu.so"
+    if not build_lib.exists():
+        pytest.skip("the source tree has no build output")
+    if installed_elsewhere():
+        pytest.skip("a libswiftrcu is installed on the loader's search path")
+    env = bare_env(PACKAGE_ROOT)
+    done = run_python(PRINT_PATH, env, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(build_lib)
+
+
+def test_nothing_found_names_every_place_looked(tmp_path: Path) -> None:
+    if installed_elsewhere():
+        pytest.skip("a libswiftrcu is installed on the loader's search path")
+    root = isolated_package(tmp_path)
+    done = run_python("import swiftrcu", bare_env(root), cwd=str(tmp_path))
+    assert done.returncode != 0
+    err = done.stderr
+    assert err.count("ImportError:") == 1, err
+    for place in ("SWIFTRCU_LIBRARY: not set", "the loader's search path (libswiftrcu.so.0)",
+                  "pkg-config", "build output"):
+        assert place in err, (place, err)
+    # The build output is looked for at ../../build/lib from the directory holding the package.
+    assert os.fspath(root.parents[1] / "build" / "lib" / "libswiftrcu.so") in err, err

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of fuzz_api (fuzz/corpus/): one small program per theme.
+
+The byte code is the one fuzz_api.c reads: an operation byte (value % 18 picks the call), then
+its argument bytes. Handle argument bytes: 0x00-0x7f a variable (value % 4 for pointers, % 6
+for old handles), 0x80-0x9f a stale handle, 0xa0-0xbf a handle of the other kind, 0xc0-0xdf a
+made-up value (8 more bytes), 0xe0-0xff NULL.
+"""
+import os
+import sys
+
+NEW, FREE, REPLACE, COPY_UPDATE, OLD_FREE, OLD_DEFER, OLD_OBJECT, LOCK = range(8)
+UNLOCK, DEREF, LOCK_DEREF, LOAD, SYNC, BARRIER, REGISTER, STRERROR = 9, 11, 12, 13, 14, 15, 16, 17
+DEEP = 0x8E  # 142 % 18 == 16 with the high bit set
+END_NESTED = 0xFF
+STALE, OTHER_KIND, MADE_UP, NULL = 0x80, 0xA0, 0xC0, 0xE0
+OBJ_DESTROY = 0x03  # new: with an object and a destroy function
+
+SEEDS = {
+    "basic": [NEW, OBJ_DESTROY, LOCK, DEREF, 0, 0, UNLOCK, 0, REPLACE, 0, 1, OLD_OBJECT, 0,
+              OLD_FREE, 0, LOAD, 0, FREE, 0, BARRIER],
+    "in_section": [NEW, OBJ_DESTROY, LOCK, REPLACE, 0, 1, OLD_FREE, 0, OLD_DEFER, 0, SYNC,
+                   BARRIER, FREE, 0, REGISTER, 0, UNLOCK, 0, BARRIER, SYNC],
+    "stale": [NEW, OBJ_DESTROY, REPLACE, 0, 1, OLD_DEFER, 0, OLD_DEFER, STALE, OLD_FREE, STALE,
+              OLD_OBJECT, STALE, FREE, 0, FREE, STALE, REPLACE, STALE, 1, NEW, OBJ_DESTROY,
+              FREE, STALE, LOAD, STALE, LOCK, DEREF, STALE, 0, UNLOCK, 0, BARRIER],
+    "unlock_order": [LOCK, LOCK, LOCK, UNLOCK, 2, UNLOCK, 0, UNLOCK, 3, UNLOCK, 4, UNLOCK, 5,
+                     UNLOCK, 13, DEREF, 0, 2, DEREF, 0, 3, UNLOCK, 0, UNLOCK, 0, UNLOCK, 0],
+    "copy_update_reentry": [NEW, OBJ_DESTROY, NEW, OBJ_DESTROY, LOCK,
+                            COPY_UPDATE, 0, 3,  # nested program inside the callback of var 0
+                            REPLACE, 0, 1, COPY_UPDATE, 0, 1, FREE, 0, FREE, 1,
+                            COPY_UPDATE, 1, 1, REPLACE, 1, 1, SYNC, BARRIER, OLD_FREE, 0,
+                            OLD_DEFER, 1, UNLOCK, 0, END_NESTED,
+                            UNLOCK, 0, OLD_FREE, 0, COPY_UPDATE, 0, 0, COPY_UPDATE, 0, 2,
+                            COPY_UPDATE, 1, 0x40, COPY_UPDATE, 1, 0x80, BARRIER],
+    "deep": [NEW, OBJ_DESTROY, LOCK, DEEP, DEREF, 0, 0, UNLOCK, 0, SYNC],
+    "wrong_kind": [NEW, OBJ_DESTROY, REPLACE, 0, 1, FREE, OTHER_KIND, OLD_FREE, OTHER_KIND,
+                   OLD_OBJECT, OTHER_KIND, LOAD, MADE_UP, 0, 0, 0, 1, 0, 0, 0, 5,
+                   FREE, MADE_UP, 0xDE, 0xAD, 0xBE, 0xEF, 0, 0, 0, 1, STRERROR, 0xFF, 0xFF, 0xFF,
+                   0xFF, 0xFF, 0xFF, 0xFF, 0xDD, OLD_FREE, NULL, FREE, NULL, REPLACE, NULL, 1],
+    "lock_dereference": [NEW, OBJ_DESTROY, NEW, 0x00, LOCK_DEREF, 0, 0, LOCK_DEREF, 1, 1,
+                         LOCK_DEREF, NULL, 0, UNLOCK, 0, UNLOCK, 0, REGISTER, 1, REGISTER, 0,
+                         LOAD, 1, REPLACE, 1, 1, OLD_DEFER, 0, BARRIER],
+}
+
+
+def main() -> int:
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+    os.makedirs(out, exist_ok=True)
+    for name, program in SEEDS.items():
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(bytes(program))
+    print(f"{len(SEEDS)} seeds written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
