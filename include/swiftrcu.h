@@ -31,8 +31,10 @@
  *     hanging, and change nothing.
  *   - Writers of one pointer are serialised inside the library; writers of different pointers run
  *     in parallel. A copy_update callback runs inside a read-side critical section.
- *   - fork(): the child may use the library normally; deferred destroys pending in the parent run
- *     in the parent only.
+ *   - fork(): the child may create, read, write, free, synchronize and barrier. Deferred destroys
+ *     pending at the fork run in the child too (liburcu moves its queue there). Do not fork inside
+ *     a read section, nor while another thread is inside copy_update on a pointer the child will
+ *     write. See README "Guarantees and limits" for the known fork limits.
  *
  * MISUSE
  *   NULL handles, stale handles (already freed or deferred, also after other handles were created
