@@ -40,8 +40,8 @@ extern "C" {
  *  - `serial` is 0 until the thread's first use, then unique among all threads of the process;
  *  - `ready` is 1 once the thread is registered with liburcu (by the library or adopted), and then
  *    `reader` is the address of the thread's liburcu reader record (&URCU_TLS(urcu_memb_reader));
- *    if the program unregisters the thread from liburcu behind the library's back, the record's
- *    `registered` bit says so and the next use registers it again;
+ *    if the program unregisters an adopted thread from liburcu, the record's `registered` bit
+ *    says so and the next use registers it again;
  *  - `depth` counts the library's open read-side sections on this thread (each one also holds one
  *    level of liburcu's nesting counter), and `ids[0..depth)` holds their identities;
  *  - only the owning thread reads or writes the struct (the fork and exit handlers run on it too).
@@ -126,7 +126,9 @@ struct rcushim_thread *_Nullable rcushim_thread_init(void) __attribute__((visibi
  * on first use); NULL when the thread is exiting. Writable, unlike rcushim_self() before init. */
 static inline struct rcushim_thread *_Nullable rcushim_ready_self(void) {
     struct rcushim_thread *t = rcushim_current;
-    if (caa_likely(t->ready) && caa_likely(t->reader->registered))
+    /* Only an adopted registration can be withdrawn by the program; the library's own is only
+     * withdrawn through rcushim_thread_fini, which clears `ready`. */
+    if (caa_likely(t->ready) && (caa_likely(t->owns_registration) || t->reader->registered))
         return t;
     return rcushim_thread_init();
 }
