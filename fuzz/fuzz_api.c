@@ -163,33 +163,34 @@ struct target {
     uintptr_t h;  /* the value passed */
 };
 
-/* Chooses a pointer argument: mostly variables, sometimes NULL, stale, old handles or made-up values. */
-static struct target pick_ptr(void) {
+static uintptr_t ptr_handle(int i) { return (uintptr_t)ptrs[i % NPTR].h; }
+static uintptr_t old_handle(int i) { return (uintptr_t)olds[i % NOLD].h; }
+
+/* Chooses a handle argument: mostly variables of the wanted kind (`own`, `nown` of them),
+ * sometimes NULL, stale handles, handles of the other kind or made-up values. */
+static struct target pick(uintptr_t (*own)(int), int nown, uintptr_t (*other)(int)) {
     uint8_t b = byte();
     struct target t = {.var = -1};
     switch (b >> 5) {
     case 0: case 1: case 2: case 3:
-        t.var = b % NPTR;
-        t.h = (uintptr_t)ptrs[t.var].h;
-        t.kind = ptrs[t.var].h ? T_LIVE : T_NULL;
+        t.var = b % nown;
+        t.h = own(t.var);
+        t.kind = t.h ? T_LIVE : T_NULL;
         break;
     case 4:
         t.kind = nstale ? T_STALE : T_NULL;
         t.h = nstale ? stale[b % (nstale < NSTALE ? nstale : NSTALE)] : 0;
         break;
     case 5:
-        t.kind = T_OTHER_KIND;
-        t.h = (uintptr_t)olds[b % NOLD].h;
-        if (t.h == 0)
-            t.kind = T_NULL;
+        t.h = other(b);
+        t.kind = t.h ? T_OTHER_KIND : T_NULL;
         break;
-    case 6: {
+    case 6:
         t.h = (uintptr_t)word64();
         t.kind = t.h == 0 ? T_NULL : T_MADE_UP;
         if (is_live_handle(t.h))
             t.kind = T_NULL, t.h = 0; /* equal to a live handle: the contract allows anything */
         break;
-    }
     default:
         t.kind = T_NULL;
         t.h = 0;
@@ -198,38 +199,8 @@ static struct target pick_ptr(void) {
     return t;
 }
 
-static struct target pick_old(void) {
-    uint8_t b = byte();
-    struct target t = {.var = -1};
-    switch (b >> 5) {
-    case 0: case 1: case 2: case 3:
-        t.var = b % NOLD;
-        t.h = (uintptr_t)olds[t.var].h;
-        t.kind = olds[t.var].h ? T_LIVE : T_NULL;
-        break;
-    case 4:
-        t.kind = nstale ? T_STALE : T_NULL;
-        t.h = nstale ? stale[b % (nstale < NSTALE ? nstale : NSTALE)] : 0;
-        break;
-    case 5:
-        t.kind = T_OTHER_KIND;
-        t.h = (uintptr_t)ptrs[b % NPTR].h;
-        if (t.h == 0)
-            t.kind = T_NULL;
-        break;
-    case 6:
-        t.h = (uintptr_t)word64();
-        t.kind = t.h == 0 ? T_NULL : T_MADE_UP;
-        if (is_live_handle(t.h))
-            t.kind = T_NULL, t.h = 0;
-        break;
-    default:
-        t.kind = T_NULL;
-        t.h = 0;
-        break;
-    }
-    return t;
-}
+static struct target pick_ptr(void) { return pick(ptr_handle, NPTR, old_handle); }
+static struct target pick_old(void) { return pick(old_handle, NOLD, ptr_handle); }
 
 /* ---- guards ---- */
 
