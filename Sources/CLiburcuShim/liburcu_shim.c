@@ -29,7 +29,6 @@ __thread struct rcushim_thread *rcushim_current
  */
 struct registry_entry {
     struct registry_entry *next;
-    struct rcushim_thread *state;
     struct urcu_reader *reader; /* the thread's liburcu reader record */
 };
 static __thread struct registry_entry registry_link;
@@ -177,7 +176,6 @@ struct rcushim_thread *rcushim_thread_init(void) {
     }
     t->reader = reader;
     if (!t->ready) {
-        registry_link.state = t;
         registry_link.reader = reader;
         pthread_mutex_lock(&registry_lock);
         registry_link.next = registry_head;

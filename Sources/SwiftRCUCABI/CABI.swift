@@ -329,22 +329,18 @@ public func swiftrcu_old_object(_ old: swiftrcu_const_old_ref?) -> UnsafeMutable
 
 /// Retires old and returns its object, destroy function and context; nil when it is not a live
 /// old handle (or the thread is exiting).
-private func retireOld(_ old: swiftrcu_old_ref)
-    -> (slot: UnsafeMutablePointer<HandleSlot>, object: UInt, destroy: UInt, context: UInt)?
-{
+private func retireOld(_ old: swiftrcu_old_ref) -> (object: UInt, destroy: UInt, context: UInt)? {
     let handle = UInt(bitPattern: old)
-    let found: (UnsafeMutablePointer<HandleSlot>, UInt, UInt, UInt)?? = ReadSide.withInternalSection {
+    return ReadSide.withInternalSection { () -> (UInt, UInt, UInt)? in
         guard let slot = HandleTable.lookup(handle, .old) else { return nil }
         // Ordering: relaxed; the stamp's acquire load in `lookup` ordered the words.
         let words = (
-            slot, slot.pointee.word0.load(ordering: .relaxed), slot.pointee.word1.load(ordering: .relaxed),
+            slot.pointee.word0.load(ordering: .relaxed), slot.pointee.word1.load(ordering: .relaxed),
             slot.pointee.word2.load(ordering: .relaxed)
         )
         guard HandleTable.retire(slot, handle) else { return nil }
         return words
-    }
-    guard let found, let found else { return nil }
-    return found
+    } ?? nil
 }
 
 /// Waits for a grace period, destroys the object of old and releases the old handle.
@@ -357,7 +353,7 @@ private func retireOld(_ old: swiftrcu_old_ref)
 public func swiftrcu_old_free(_ old: swiftrcu_old_ref?) -> CInt {
     guard let old else { return status(.invalidArgument) }
     guard !ReadSide.isInSection else { return status(.deadlock) }
-    guard let (_, object, destroy, context) = retireOld(old) else { return status(.invalidArgument) }
+    guard let (object, destroy, context) = retireOld(old) else { return status(.invalidArgument) }
     rcushim_synchronize()
     if let destroy = destroyFunction(destroy), let raw = UnsafeMutableRawPointer(bitPattern: object) {
         destroy(raw, UnsafeMutableRawPointer(bitPattern: context))
@@ -383,7 +379,7 @@ private func releaseOldSlot(_ handle: UInt) {
 @discardableResult
 public func swiftrcu_old_defer(_ old: swiftrcu_old_ref?) -> CInt {
     guard let old else { return status(.invalidArgument) }
-    guard let (_, object, destroy, context) = retireOld(old) else { return status(.invalidArgument) }
+    guard let (object, destroy, context) = retireOld(old) else { return status(.invalidArgument) }
     let handle = UInt(bitPattern: old)
     // The slot's own record carries the destroy; the slot returns to the table after it ran.
     deferDestroy(

@@ -53,7 +53,6 @@ struct rcushim_thread {
     uint8_t ready;
     uint8_t owns_registration; /* 1: the library registered the thread; 0: adopted or none */
     uint8_t in_callback;       /* >0: running a deferred destroy on a liburcu call_rcu thread */
-    uint8_t unused;
     struct urcu_reader *_Nullable reader; /* this thread's liburcu reader record, once ready */
     uint64_t ids[RCUSHIM_MAX_NESTING];
 };
