@@ -126,9 +126,16 @@ static void after_fork_child(void) {
             /* SAFETY: the entry's thread is gone in the child, its TLS memory remains mapped until
              * a new thread reuses it: end its section and take its record out of liburcu's
              * registry, so that no grace period waits for it and a reused record is not linked
-             * twice. No other thread exists to walk the registry meanwhile. */
-            entry->reader->ctr = 0;
-            cds_list_del(&entry->reader->node);
+             * twice. Only a record that is still linked is unlinked: a liburcu call_rcu thread
+             * that ran our destroys unregistered itself when call_rcu_before_fork paused it, and
+             * unlinking its stale node again would splice dead records back into the registry.
+             * No other thread exists to walk the registry meanwhile. */
+            struct urcu_reader *reader = entry->reader;
+            reader->ctr = 0;
+            if (reader->registered) {
+                cds_list_del(&reader->node);
+                reader->registered = 0;
+            }
             *p = entry->next;
         } else {
             p = &entry->next;
