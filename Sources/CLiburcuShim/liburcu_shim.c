@@ -7,9 +7,12 @@
  */
 #include "liburcu_shim.h"
 
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* What rcushim_current names before a thread has its state and after it exited; never written.
  * A thread's own state is allocated on its first use (kept out of TLS so that the library's TLS
@@ -53,7 +56,22 @@ void rcushim_table_lock(void) { pthread_mutex_lock(&table_lock); }
 void rcushim_table_unlock(void) { pthread_mutex_unlock(&table_lock); }
 
 static pthread_key_t exit_key;
+
+/*
+ * Thread serials. `serial_counter` is inherited by a forked child, so the serials a process hands
+ * out after its last fork are above `fork_mark` (the counter's value at that fork) and, within a
+ * line of forked processes, a serial names one thread: the values at or below `fork_mark` were
+ * handed out by ancestors before the forks that lead here, and of those threads only `survivor`
+ * (the thread that forked this process; 0 if it had no serial) exists here.
+ *
+ * Invariants: `thread_serial` is 0 or the calling thread's serial, which never changes for the
+ * thread's life (its state's `serial` is a copy); `fork_mark` and `survivor` are 0 in a process
+ * that was not forked and only change in after_fork_child, when no other thread exists.
+ */
 static uint64_t serial_counter;
+static uint64_t fork_mark;
+static uint64_t survivor;
+static __thread uint64_t thread_serial;
 
 static void registry_remove(struct registry_entry *entry) {
     pthread_mutex_lock(&registry_lock);
@@ -117,6 +135,9 @@ static void after_fork_parent(void) {
 }
 
 static void after_fork_child(void) {
+    /* Ordering: relaxed; this is the only thread. */
+    fork_mark = __atomic_load_n(&serial_counter, __ATOMIC_RELAXED);
+    survivor = thread_serial;
     /* Only the forking thread exists in the child: the others' read sections can never end,
      * so mark them ended (their liburcu counters are plain memory of this process now). */
     struct registry_entry **p = &registry_head;
@@ -155,6 +176,83 @@ __attribute__((constructor)) static void setup(void) {
     (void)pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
+/* The calling thread's serial, handed out on first use. */
+static uint64_t own_serial(void) {
+    if (thread_serial == 0)
+        thread_serial = __atomic_add_fetch(&serial_counter, 1, __ATOMIC_RELAXED); /* Ordering: unique value only. */
+    return thread_serial;
+}
+
+/* Allocates the calling thread's state (not registered with liburcu; freed at its exit); NULL
+ * when out of memory. Requires a placeholder to be current and the thread not to be exiting. */
+static struct rcushim_thread *new_state(void) {
+    struct rcushim_thread *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    t->serial = own_serial();
+    rcushim_current = t;
+    (void)pthread_setspecific(exit_key, t);
+    return t;
+}
+
+uint64_t rcushim_thread_serial(void) {
+    /* Only reached while the thread has no state: give it one, so later calls take the inline
+     * path; an exiting thread (or one out of memory) still gets its serial from TLS. */
+    if (own_state() == NULL && rcushim_current != &exited_placeholder)
+        (void)new_state();
+    return own_serial();
+}
+
+/* Whether the thread with serial `serial` exists in this process (see `fork_mark`). */
+static int serial_alive(uint64_t serial) { return serial > fork_mark || serial == survivor; }
+
+static long futex_call(uint32_t *addr, int op, uint32_t value) {
+    return syscall(SYS_futex, addr, op, value, NULL, NULL, 0);
+}
+
+void rcushim_writer_lock_wait(struct rcushim_writer_lock *l, uint64_t serial) {
+    /* Spin a little first: writers usually hold the lock only for a pointer exchange. Once this
+     * thread has parked it takes the lock with the waiter bit set: a release wakes one waiter
+     * and clears the bit, so the woken one restores it for those still parked. */
+    uint64_t parked = 0;
+    for (int spins = 0;; spins++) {
+        /* Ordering: acquire pairs with the release increment in rcushim_writer_lock_wake, so a
+         * `word` loaded after it is at least as new as the release that moved the count on (a
+         * release that comes later changes the count and FUTEX_WAIT returns at once). */
+        uint32_t seq = __atomic_load_n(&l->wake_seq, __ATOMIC_ACQUIRE);
+        /* Ordering: relaxed; the exchanges below acquire. */
+        uint64_t cur = __atomic_load_n(&l->word, __ATOMIC_RELAXED);
+        /* A free lock, or one whose holder does not exist in this process (it was another thread
+         * of a parent when it forked): take it. A dead holder's unfinished update is lost; no
+         * thread of this process waits for it (each checks the holder before parking). */
+        if (cur == 0 || !serial_alive(cur >> 1)) {
+            /* Ordering: acquire, as in rcushim_writer_lock_acquire. */
+            if (__atomic_compare_exchange_n(&l->word, &cur, serial << 1 | parked, 0, __ATOMIC_ACQUIRE,
+                                            __ATOMIC_RELAXED))
+                return;
+            continue;
+        }
+        if (spins < 100) {
+            caa_cpu_relax();
+            continue;
+        }
+        /* Ordering: relaxed; the bit only has to be in `word` before the holder's exchange reads
+         * it, which the single modification order of `word` decides. */
+        if (!(cur & 1) && !__atomic_compare_exchange_n(&l->word, &cur, cur | 1, 0, __ATOMIC_RELAXED,
+                                                       __ATOMIC_RELAXED))
+            continue;
+        /* Returns at once if a release moved `wake_seq` on since it was loaded. */
+        (void)futex_call(&l->wake_seq, FUTEX_WAIT_PRIVATE, seq);
+        parked = 1;
+    }
+}
+
+void rcushim_writer_lock_wake(struct rcushim_writer_lock *l) {
+    /* Ordering: release orders the caller's releasing exchange of `word` before the new count. */
+    __atomic_fetch_add(&l->wake_seq, 1, __ATOMIC_RELEASE);
+    (void)futex_call(&l->wake_seq, FUTEX_WAKE_PRIVATE, 1);
+}
+
 struct rcushim_thread *rcushim_thread_init(void) {
     if (rcushim_current == &exited_placeholder)
         return NULL;
@@ -169,7 +267,7 @@ struct rcushim_thread *rcushim_thread_init(void) {
     if (t->ready && reader->registered)
         return t;
     if (t->serial == 0)
-        t->serial = __atomic_add_fetch(&serial_counter, 1, __ATOMIC_RELAXED); /* Ordering: unique value only. */
+        t->serial = own_serial();
     if (reader->registered) {
         t->owns_registration = 0; /* the program registered this thread itself: adopt it */
     } else {

@@ -1,54 +1,52 @@
 // SwiftRCU core (room 2 of 3): the lock that serialises the writers of one RCU pointer.
 // SPDX-License-Identifier: LGPL-2.1-or-later
 
-import Glibc
-import Synchronization
+import CLiburcuShim
 
 /// Serialises the writers of one RCU pointer and knows which thread holds it, so that a writer
 /// re-entering its own pointer (from a copy-update callback) is refused instead of deadlocking.
 /// Readers never touch it.
 ///
+/// The lock word is the holder's thread serial (`rcushim_writer_lock` in the shim), so the holder
+/// is known at every instant, also to a forked child: there a lock held by another thread of the
+/// parent (which does not exist in the child) is taken over by the child's next writer, and that
+/// holder's unfinished update is lost; the forking thread keeps the locks it held.
+///
 /// # Invariants
 ///
-/// - `mutex` points to an initialised `pthread_mutex_t` owned by this lock (freed in `deinit`);
-/// - `owner` is the `pthread_self()` of the thread inside `withLock`'s body while one is, else 0.
+/// - `lock` points to an initialised `rcushim_writer_lock` owned by this lock (freed in `deinit`);
+/// - the serial it holds, if any, names the thread inside `withLock`'s body, or (in a forked
+///   child) a thread of the parent that does not exist here, whose lock the next writer takes.
 public struct WriterLock: ~Copyable, @unchecked Sendable {
-    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    @usableFromInline let owner = Atomic<UInt>(0)
+    @usableFromInline let lock: UnsafeMutablePointer<rcushim_writer_lock>
 
     public init() {
-        mutex = .allocate(capacity: 1)
-        // SAFETY: fresh memory for one mutex; default attributes cannot fail to initialise.
-        pthread_mutex_init(mutex, nil)
+        lock = .allocate(capacity: 1)
+        // SAFETY: fresh memory for one lock; all zero is a free lock with no waiter.
+        lock.initialize(to: rcushim_writer_lock(word: 0, wake_seq: 0))
     }
 
     deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
+        // SAFETY: `lock` was initialised in `init` and nothing uses it after the owner is gone.
+        lock.deinitialize(count: 1)
+        lock.deallocate()
     }
-
-    /// The calling thread's identity as stored in `owner`.
-    @inlinable @inline(__always)
-    static var currentThread: UInt { UInt(pthread_self()) }
 
     /// Whether the calling thread is inside `withLock` on this lock.
     @inlinable @inline(__always)
     public var isHeldByCurrentThread: Bool {
-        // Ordering: relaxed suffices; only this thread can have stored its own identity.
-        owner.load(ordering: .relaxed) == Self.currentThread
+        // SAFETY: `lock` is live while `self` is (type invariant).
+        rcushim_writer_lock_held(lock, rcushim_writer_serial()) != 0
     }
 
-    /// Runs `body` with the lock held and `owner` set to the calling thread.
+    /// Runs `body` with the lock held by the calling thread. Not re-entrant: check
+    /// `isHeldByCurrentThread` first.
     @inlinable @inline(__always)
     public func withLock<R>(_ body: () throws -> R) rethrows -> R {
-        pthread_mutex_lock(mutex)
-        // Ordering: relaxed; the mutex orders `owner` between holders, and the only reader that
-        // acts on the value is the thread that stored it.
-        owner.store(Self.currentThread, ordering: .relaxed)
-        defer {
-            owner.store(0, ordering: .relaxed)
-            pthread_mutex_unlock(mutex)
-        }
+        // SAFETY: `lock` is live while `self` is (type invariant); the serial is this thread's.
+        rcushim_writer_lock_acquire(lock, rcushim_writer_serial())
+        // SAFETY: as above; this thread holds the lock.
+        defer { rcushim_writer_lock_release(lock) }
         return try body()
     }
 }

@@ -18,8 +18,10 @@
  *   - idle: fork() inside a read section with nothing pending (the child inherits the section);
  *   - pending: fork() inside a read section when a deferred destroy is pending;
  *   - other-holds: fork() while another thread holds a read section until fork has returned;
- *   - writer-busy: fork() while another thread is inside copy_update, then the child replaces
- *     that pointer.
+ *   - writer-busy: fork() while another thread is inside copy_update: the child replaces and
+ *     copy_updates that pointer (the unfinished update is lost), forks again inside its own
+ *     copy_update callback (the grandchild's forking thread keeps the lock, a new thread waits
+ *     for it) and frees it; the parent's update completes.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "rel.h"
@@ -320,7 +322,9 @@ static int fork_while_other_thread_holds(void) {
 
 static swiftrcu_ptr *locked_ptr;
 static atomic_int updater_inside;
-static int wl_a, wl_b, wl_c;
+static atomic_int updater_rc = -1;
+static const void *_Atomic updater_old;
+static int wl_a, wl_b, wl_c, wl_d, wl_e, wl_f;
 
 static void *slow_update(const void *current, void *context) {
     (void)current;
@@ -329,30 +333,130 @@ static void *slow_update(const void *current, void *context) {
     return context;
 }
 
+/* In the parent: copy_update(a -> b) that is inside its callback when the main thread forks. */
 static void *slow_updater(void *arg) {
     (void)arg;
     swiftrcu_old *old = NULL;
-    if (swiftrcu_copy_update(locked_ptr, slow_update, &wl_b, &old) == SWIFTRCU_OK && old != NULL)
-        swiftrcu_old_defer(old);
+    int rc = swiftrcu_copy_update(locked_ptr, slow_update, &wl_b, &old);
+    atomic_store(&updater_old, swiftrcu_old_object(old));
+    if (old != NULL && swiftrcu_old_free(old) != SWIFTRCU_OK)
+        rc = -2;
+    atomic_store(&updater_rc, rc);
     return NULL;
 }
 
-/* fork() while another thread is inside copy_update on a pointer; the child writes that pointer. */
+static void *expect_then(const void *current, void *context) {
+    const void *const *pair = context; /* {expected current, next} */
+    return current == pair[0] ? (void *)pair[1] : (void *)current;
+}
+
+/* A writer in the grandchild: replaces e by f while the forking thread may still hold the lock. */
+static atomic_int late_writer_done;
+static void *late_writer(void *arg) {
+    (void)arg;
+    swiftrcu_old *old = NULL;
+    int ok = swiftrcu_replace(locked_ptr, &wl_f, &old) == SWIFTRCU_OK && swiftrcu_old_object(old) == &wl_e &&
+             swiftrcu_old_free(old) == SWIFTRCU_OK;
+    atomic_store(&late_writer_done, ok ? 1 : 2);
+    return NULL;
+}
+
+/* The child's copy_update callback (current d -> e) forks; in the grandchild the forking thread
+ * still holds the lock until the callback returns: its own write is refused, another thread's
+ * waits. Sets `grandchild` to the grandchild's pid in the child, to 0 in the grandchild. */
+static pid_t grandchild = -1;
+static pthread_t late_thread;
+static void *forking_update(const void *current, void *context) {
+    (void)context;
+    if (current != &wl_d)
+        return (void *)current;
+    pid_t pid = fork();
+    if (pid != 0) {
+        grandchild = pid;
+        return &wl_e;
+    }
+    grandchild = 0;
+    swiftrcu_old *old = NULL;
+    if (swiftrcu_replace(locked_ptr, &wl_a, &old) != SWIFTRCU_EDEADLK || old != NULL)
+        _exit(30);
+    if (pthread_create(&late_thread, NULL, late_writer, NULL) != 0)
+        _exit(31);
+    rel_sleep_ms(100);
+    if (atomic_load(&late_writer_done) != 0)
+        _exit(32); /* the new thread took the lock from the thread that forked */
+    return &wl_e;
+}
+
+/* fork() while another thread is inside copy_update on a pointer; the child writes that pointer
+ * (replace, copy_update, a fork inside its own copy_update callback, free) and the parent's
+ * update completes normally. Exit codes name the step that failed. */
 static int fork_while_writer_busy(void) {
     locked_ptr = swiftrcu_new(&wl_a, NULL, NULL);
     pthread_t t;
     pthread_create(&t, NULL, slow_updater, NULL);
     while (atomic_load(&updater_inside) == 0)
         rel_sleep_ms(1);
+    fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
+        /* The holder does not exist here: its update is lost, the value at fork time stays. */
         swiftrcu_old *old = NULL;
-        _exit(swiftrcu_replace(locked_ptr, &wl_c, &old) == SWIFTRCU_OK ? 0 : 11);
+        if (swiftrcu_replace(locked_ptr, &wl_c, &old) != SWIFTRCU_OK)
+            _exit(11);
+        if (swiftrcu_old_object(old) != &wl_a || swiftrcu_old_free(old) != SWIFTRCU_OK)
+            _exit(12);
+        const void *c_to_d[2] = {&wl_c, &wl_d};
+        if (swiftrcu_copy_update(locked_ptr, expect_then, c_to_d, &old) != SWIFTRCU_OK)
+            _exit(13);
+        if (swiftrcu_old_object(old) != &wl_c || swiftrcu_old_free(old) != SWIFTRCU_OK)
+            _exit(14);
+        /* Nothing pending: fork inside a read section with a pending destroy is a known hang. */
+        if (swiftrcu_barrier() != SWIFTRCU_OK)
+            _exit(15);
+        if (swiftrcu_copy_update(locked_ptr, forking_update, NULL, &old) != SWIFTRCU_OK)
+            _exit(grandchild == 0 ? 33 : 16);
+        if (grandchild < 0)
+            _exit(21); /* fork failed */
+        if (grandchild == 0) {
+            /* The grandchild, after its callback returned: the waiting writer goes on. */
+            if (swiftrcu_old_object(old) != &wl_d || swiftrcu_old_free(old) != SWIFTRCU_OK)
+                _exit(34);
+            pthread_join(late_thread, NULL);
+            if (atomic_load(&late_writer_done) != 1)
+                _exit(35);
+            swiftrcu_guard g;
+            if (swiftrcu_read_lock_dereference(locked_ptr, &g) != &wl_f || swiftrcu_read_unlock(&g) != SWIFTRCU_OK)
+                _exit(36);
+            _exit(swiftrcu_free(locked_ptr) == SWIFTRCU_OK ? 0 : 37);
+        }
+        if (swiftrcu_old_object(old) != &wl_d || swiftrcu_old_free(old) != SWIFTRCU_OK)
+            _exit(17);
+        int timed_out;
+        int st = rel_wait_child(grandchild, 2, &timed_out);
+        if (timed_out || !WIFEXITED(st))
+            _exit(18);
+        if (WEXITSTATUS(st) != 0)
+            _exit(WEXITSTATUS(st));
+        swiftrcu_guard g;
+        if (swiftrcu_read_lock_dereference(locked_ptr, &g) != &wl_e || swiftrcu_read_unlock(&g) != SWIFTRCU_OK)
+            _exit(19);
+        _exit(swiftrcu_free(locked_ptr) == SWIFTRCU_OK && swiftrcu_barrier() == SWIFTRCU_OK ? 0 : 20);
     }
     int timed_out;
-    int st = rel_wait_child(pid, 3, &timed_out);
+    int st = rel_wait_child(pid, 4, &timed_out);
     pthread_join(t, NULL);
-    return !timed_out && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 12;
+    if (timed_out || !WIFEXITED(st))
+        return 40;
+    if (WEXITSTATUS(st) != 0)
+        return WEXITSTATUS(st);
+    /* The parent is unaffected: its update completed and the pointer works. */
+    if (atomic_load(&updater_rc) != SWIFTRCU_OK || atomic_load(&updater_old) != &wl_a)
+        return 41;
+    swiftrcu_old *old = NULL;
+    if (swiftrcu_replace(locked_ptr, &wl_c, &old) != SWIFTRCU_OK || swiftrcu_old_object(old) != &wl_b ||
+        swiftrcu_old_free(old) != SWIFTRCU_OK)
+        return 42;
+    return swiftrcu_free(locked_ptr) == SWIFTRCU_OK ? 0 : 43;
 }
 
 /* Runs case `name` as a fresh process (this program again); its exit code, or -1 if it hung or died. */
@@ -381,8 +485,9 @@ int main(int argc, char **argv) {
               "fork() inside a read section hangs when a deferred destroy is pending");
     REL_XFAIL(isolated("other-holds", 4, "fork while another thread holds its section until fork returns") == 0,
               "fork() waits for a grace period: it hangs while another thread's read section waits for the forking thread");
-    REL_XFAIL(isolated("writer-busy", 6, "fork while another thread is inside copy_update; the child replaces that pointer") == 0,
-              "a pointer's writer lock held by another thread at fork() stays held in the child: replace hangs there");
+    CHECK_EQ_INT(isolated("writer-busy", 8,
+                          "fork while another thread is inside copy_update; the child writes that pointer"),
+                 0);
 
     shared_ptr = swiftrcu_new(make(), destroy, NULL);
     CHECK(shared_ptr != NULL);

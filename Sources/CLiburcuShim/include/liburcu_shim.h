@@ -208,6 +208,66 @@ static inline void rcushim_call_rcu(struct rcu_head *head, void (*func)(struct r
     urcu_memb_call_rcu(head, func);
 }
 
+/*
+ * The writer lock of one RCU pointer (used by Sources/SwiftRCU/WriterLock.swift). The lock word
+ * holds the holder's thread serial, so a holder is identified exactly, also across fork: in a
+ * forked child, a lock whose holder does not exist there (it was another thread of the parent) is
+ * taken over by the next writer instead of blocking it for ever; the forking thread keeps the
+ * locks it held.
+ *
+ * Invariants:
+ *  - `word` is 0 when the lock is free, else `serial << 1 | w`: `serial` is the holder's thread
+ *    serial (never 0) and `w` is 1 when a thread may be parked on `wake_seq` (then the holder's
+ *    release wakes one);
+ *  - `wake_seq` only grows (wrapping), once per release that found `w` set; waiters park on it.
+ */
+struct rcushim_writer_lock {
+    uint64_t word;
+    uint32_t wake_seq;
+};
+
+/* EXPORTED-FROM-SHIM: the calling thread's serial (allocating its state on first use, without
+ * registering it with liburcu); stable for the thread's life, also while it exits. */
+uint64_t rcushim_thread_serial(void) __attribute__((visibility("hidden")));
+
+/* INLINE FAST PATH: the calling thread's serial (see rcushim_thread_serial). */
+static inline uint64_t rcushim_writer_serial(void) {
+    uint64_t s = rcushim_current->serial;
+    return caa_likely(s != 0) ? s : rcushim_thread_serial();
+}
+
+/* EXPORTED-FROM-SHIM: the contended halves of acquire and release below. */
+void rcushim_writer_lock_wait(struct rcushim_writer_lock *l, uint64_t serial)
+    __attribute__((visibility("hidden")));
+void rcushim_writer_lock_wake(struct rcushim_writer_lock *l) __attribute__((visibility("hidden")));
+
+/* INLINE FAST PATH: takes the lock for the thread with serial `serial` (its own). Not re-entrant:
+ * the caller checks rcushim_writer_lock_held first. */
+static inline void rcushim_writer_lock_acquire(struct rcushim_writer_lock *l, uint64_t serial) {
+    uint64_t expected = 0;
+    /* Ordering: acquire pairs with the release in rcushim_writer_lock_release, so the previous
+     * holder's writes are visible to this one. */
+    if (caa_likely(__atomic_compare_exchange_n(&l->word, &expected, serial << 1, 0, __ATOMIC_ACQUIRE,
+                                               __ATOMIC_RELAXED)))
+        return;
+    rcushim_writer_lock_wait(l, serial);
+}
+
+/* INLINE FAST PATH: releases the lock; only its holder calls it. */
+static inline void rcushim_writer_lock_release(struct rcushim_writer_lock *l) {
+    /* Ordering: release pairs with the acquiring exchange of the next holder. */
+    uint64_t old = __atomic_exchange_n(&l->word, 0, __ATOMIC_RELEASE);
+    if (caa_unlikely(old & 1))
+        rcushim_writer_lock_wake(l);
+}
+
+/* INLINE FAST PATH: whether the thread with serial `serial` holds the lock. */
+static inline int rcushim_writer_lock_held(struct rcushim_writer_lock *l, uint64_t serial) {
+    /* Ordering: relaxed; only the thread with that serial stores it into `word`, so a match is
+     * this thread's own earlier store. */
+    return (__atomic_load_n(&l->word, __ATOMIC_RELAXED) >> 1) == serial;
+}
+
 #pragma clang assume_nonnull end
 
 #ifdef __cplusplus
