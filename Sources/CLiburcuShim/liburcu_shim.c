@@ -280,6 +280,8 @@ struct rcushim_thread *rcushim_thread_init(void) {
         t->owns_registration = 1;
     }
     t->reader = reader;
+    /* Final by now: liburcu initialises it before registering any thread. */
+    t->membarrier = urcu_memb_has_sys_membarrier != 0;
     if (!t->ready) {
         registry_link.reader = reader;
         pthread_mutex_lock(&registry_lock);
@@ -309,3 +311,5 @@ void rcushim_synchronize(void) {
     urcu_memb_synchronize_rcu();
     pthread_rwlock_unlock(&gp_fork_lock);
 }
+
+void rcushim_wake_writer(void) { urcu_common_wake_up_gp(&urcu_memb_gp); }

@@ -1,29 +1,34 @@
 // SwiftRCU core (room 2 of 3): the Swift read guard.
 // SPDX-License-Identifier: LGPL-2.1-or-later
 
+import CLiburcuShim
+
 /// Evidence that the calling thread holds the RCU read lock (the kernel's `rcu::Guard`).
 ///
 /// Take one with `readLock()`; the section ends when the guard is consumed (`unlock()`) or goes
-/// out of scope. Guards nest; they must end innermost first. A guard cannot leave its thread (it
-/// is not `Sendable`) and cannot be copied.
+/// out of scope. Guards nest and may end in any order. A guard cannot leave its thread (it is not
+/// `Sendable`) and cannot be copied, so unlike a C guard it needs no identity checked at run
+/// time: it is one level of liburcu's per-thread nesting counter and nothing else, which keeps
+/// the Swift read path at liburcu's own inline steps.
 ///
 /// # Invariants
 ///
-/// `token` names a read-side critical section held by the thread that owns the guard, from
-/// `init` until `deinit`.
+/// `thread` is the state of the thread that owns the guard, which holds one level of liburcu's
+/// read-side nesting for the guard from `init` until `deinit`.
 public struct RcuGuard: ~Copyable {
-    @usableFromInline let token: ReadToken
+    @usableFromInline let thread: UnsafeMutablePointer<rcushim_thread>
 
     /// Enters a read-side critical section (`readLock()` says the same).
     ///
-    /// Traps when the thread already holds 255 nested sections or is exiting.
+    /// Traps when the thread is exiting (its thread-exit handlers are running).
     @inlinable
     public init() {
-        guard let token = ReadSide.lock() else {
-            preconditionFailure("RcuGuard: read sections nested deeper than 255, or thread exiting")
+        guard let t = rcushim_ready_self() else {
+            preconditionFailure("RcuGuard: the thread is exiting")
         }
-        // INVARIANT: `ReadSide.lock()` just entered the section that `token` names.
-        self.token = token
+        rcushim_read_lock(t)
+        // INVARIANT: the section was just entered, on the thread whose state is `t`.
+        thread = t
     }
 
     /// Ends the read-side critical section now.
@@ -32,9 +37,7 @@ public struct RcuGuard: ~Copyable {
 
     @inlinable
     deinit {
-        if !ReadSide.unlock(token) {
-            preconditionFailure("RcuGuard: released out of order; inner guards must end first")
-        }
+        rcushim_read_unlock(thread)
     }
 }
 

@@ -48,6 +48,12 @@ public enum ReadSide {
     @inlinable @inline(__always)
     public static func lock() -> ReadToken? {
         guard let t = rcushim_ready_self() else { return nil }
+        return lock(ready: t)
+    }
+
+    /// `lock()` for a thread whose state `t` is ready (`rcushim_ready_self()` returned it).
+    @inlinable @inline(__always)
+    public static func lock(ready t: UnsafeMutablePointer<rcushim_thread>) -> ReadToken? {
         let depth = t.pointee.depth
         guard depth < UInt32(RCUSHIM_MAX_NESTING) else { return nil }
         rcushim_read_lock(t)
@@ -63,10 +69,10 @@ public enum ReadSide {
     @inlinable @inline(__always)
     public static func holds(_ token: ReadToken) -> Bool {
         let t = rcushim_self()
+        guard token.thread == t.pointee.serial else { return false }
         let depth = token.depth
-        guard token.thread == t.pointee.serial, depth != 0, depth <= t.pointee.depth else {
-            return false
-        }
+        guard depth != 0 else { return false }
+        guard depth <= t.pointee.depth else { return false }
         // SAFETY: `1 <= depth <= t.depth <= RCUSHIM_MAX_NESTING`, so the index is in `ids`.
         return rcushim_ids(t)[Int(depth &- 1)] == token.seq
     }
@@ -77,14 +83,30 @@ public enum ReadSide {
     @inlinable @inline(__always)
     public static func unlock(_ token: ReadToken) -> Bool {
         let t = rcushim_self()
-        let depth = t.pointee.depth
-        guard token.thread == t.pointee.serial, depth != 0, token.depth == depth,
-            // SAFETY: `1 <= depth <= RCUSHIM_MAX_NESTING`, so the index is in `ids`.
-            rcushim_ids(t)[Int(depth &- 1)] == token.seq
-        else { return false }
-        t.pointee.depth = depth &- 1
+        guard isInnermost(token, of: t) else { return false }
+        t.pointee.depth = token.depth &- 1
         rcushim_read_unlock(t)
         return true
+    }
+
+    /// Whether `token` names the innermost section held by the thread whose state is `t` (the
+    /// calling thread's, from `rcushim_self()`).
+    @inlinable @inline(__always)
+    public static func isInnermost(_ token: ReadToken, of t: UnsafeMutablePointer<rcushim_thread>) -> Bool {
+        guard token.thread == t.pointee.serial else { return false }
+        let depth = token.depth
+        guard depth != 0, depth == t.pointee.depth else { return false }
+        // SAFETY: `1 <= depth <= RCUSHIM_MAX_NESTING`, so the index is in `ids`.
+        return rcushim_ids(t)[Int(depth &- 1)] == token.seq
+    }
+
+    /// Leaves the innermost section of the calling thread (state `t`), which `token` names
+    /// (`isInnermost` said so), without liburcu's wake-up step: returns `true` when a writer
+    /// waits, and then the caller must call `rcushim_wake_writer()` next.
+    @inlinable @inline(__always)
+    public static func leave(_ token: ReadToken, of t: UnsafeMutablePointer<rcushim_thread>) -> Bool {
+        t.pointee.depth = token.depth &- 1
+        return rcushim_read_leave(t) != 0
     }
 
     /// Whether the calling thread is inside any liburcu memb read-side critical section: one of

@@ -147,7 +147,19 @@ public func swiftrcu_free(_ ptr: swiftrcu_ptr_ref?) -> CInt {
 /// exiting (it dereferences NULL and unlocks with SWIFTRCU_EPERM).
 @c(swiftrcu_read_lock)
 public func swiftrcu_read_lock() -> swiftrcu_guard {
-    guard let token = ReadSide.lock() else { return swiftrcu_guard() }
+    let t = rcushim_self()
+    // The common case needs no call: the slow path (first use, adopted registration) is a call
+    // of its own that returns straight away, so this function needs no stack frame.
+    guard _fastPath(rcushim_is_ready(t) != 0) else { return readLockSlow() }
+    return cGuard(ReadSide.lock(ready: t))
+}
+
+@inline(never)
+private func readLockSlow() -> swiftrcu_guard { cGuard(ReadSide.lock()) }
+
+@inline(__always)
+private func cGuard(_ token: ReadToken?) -> swiftrcu_guard {
+    guard let token else { return swiftrcu_guard() }
     return swiftrcu_guard(_private: (token.thread, token.word))
 }
 
@@ -161,8 +173,15 @@ public func swiftrcu_read_lock() -> swiftrcu_guard {
 public func swiftrcu_read_unlock(_ `guard`: UnsafeMutablePointer<swiftrcu_guard>?) -> CInt {
     guard let guard_ = `guard` else { return status(.invalidArgument) }
     let token = ReadToken(thread: guard_.pointee._private.0, word: guard_.pointee._private.1)
-    guard ReadSide.unlock(token) else { return status(.notPermitted) }
+    let t = rcushim_self()
+    guard ReadSide.isInnermost(token, of: t) else { return status(.notPermitted) }
     guard_.pointee = swiftrcu_guard()
+    // The rare wake-up of a waiting writer is a call of its own that returns straight away, so
+    // the common path needs no stack frame.
+    if _slowPath(ReadSide.leave(token, of: t)) {
+        rcushim_wake_writer()
+        return SWIFTRCU_OK
+    }
     return SWIFTRCU_OK
 }
 
@@ -175,9 +194,10 @@ public func swiftrcu_read_unlock(_ `guard`: UnsafeMutablePointer<swiftrcu_guard>
 public func swiftrcu_dereference(
     _ ptr: swiftrcu_const_ptr_ref?, _ `guard`: UnsafePointer<swiftrcu_guard>?
 ) -> UnsafeMutableRawPointer? {
-    guard let ptr, let guard_ = `guard` else { return nil }
+    guard let guard_ = `guard` else { return nil }
     let token = ReadToken(thread: guard_.pointee._private.0, word: guard_.pointee._private.1)
     guard ReadSide.holds(token) else { return nil }
+    // A NULL ptr is 0, which no live handle is: the lookup refuses it.
     return publishedObject(UInt(bitPattern: ptr))
 }
 
@@ -194,13 +214,26 @@ public func swiftrcu_read_lock_dereference(
     _ ptr: swiftrcu_const_ptr_ref?, _ guard_out: UnsafeMutablePointer<swiftrcu_guard>?
 ) -> UnsafeMutableRawPointer? {
     guard let guard_out else { return nil }
-    guard let token = ReadSide.lock() else {
-        guard_out.pointee = swiftrcu_guard()
-        return nil
-    }
-    guard_out.pointee = swiftrcu_guard(_private: (token.thread, token.word))
-    guard let ptr else { return nil }
+    let t = rcushim_self()
+    guard _fastPath(rcushim_is_ready(t) != 0) else { return lockDereferenceSlow(ptr, guard_out) }
+    return lockDereference(ReadSide.lock(ready: t), ptr, guard_out)
+}
+
+@inline(__always)
+private func lockDereference(
+    _ token: ReadToken?, _ ptr: swiftrcu_const_ptr_ref?, _ guard_out: UnsafeMutablePointer<swiftrcu_guard>
+) -> UnsafeMutableRawPointer? {
+    guard_out.pointee = cGuard(token)
+    guard token != nil else { return nil }
+    // A NULL ptr is 0, which no live handle is: the lookup refuses it.
     return publishedObject(UInt(bitPattern: ptr))
+}
+
+@inline(never)
+private func lockDereferenceSlow(
+    _ ptr: swiftrcu_const_ptr_ref?, _ guard_out: UnsafeMutablePointer<swiftrcu_guard>
+) -> UnsafeMutableRawPointer? {
+    lockDereference(ReadSide.lock(), ptr, guard_out)
 }
 
 /// Returns the object ptr publishes now, reading it inside a read-side critical section that has
@@ -212,8 +245,18 @@ public func swiftrcu_read_lock_dereference(
 /// destroy function. Returns NULL for a NULL or stale ptr. Never blocks, writes no shared memory.
 @c(swiftrcu_load)
 public func swiftrcu_load(_ ptr: swiftrcu_const_ptr_ref?) -> UnsafeMutableRawPointer? {
-    guard let ptr else { return nil }
-    return ReadSide.withInternalSection { publishedObject(UInt(bitPattern: ptr)) } ?? nil
+    let t = rcushim_self()
+    guard _fastPath(rcushim_is_ready(t) != 0) else { return loadSlow(ptr) }
+    rcushim_read_lock(t)
+    // A NULL ptr is 0, which no live handle is: the lookup refuses it.
+    let object = publishedObject(UInt(bitPattern: ptr))
+    if _slowPath(rcushim_read_leave(t) != 0) { rcushim_wake_writer() }
+    return object
+}
+
+@inline(never)
+private func loadSlow(_ ptr: swiftrcu_const_ptr_ref?) -> UnsafeMutableRawPointer? {
+    ReadSide.withInternalSection { publishedObject(UInt(bitPattern: ptr)) } ?? nil
 }
 
 /// Publishes object in a pointer slot and hands the previous object to a new old handle.

@@ -91,8 +91,9 @@ enum HandleTable {
         let value = UInt64(handle)
         guard value & 3 == kind.rawValue else { return nil }
         let index = Int(truncatingIfNeeded: (value & 0xFFFF_FFFF) >> 2)
-        let segmentIndex = index >> segmentShift
-        guard segmentIndex < directorySize else { return nil }
+        // Masked rather than bounds-checked: a handle whose index is out of range lands on some
+        // slot whose stamp (always an in-range handle) cannot equal it, so it is refused below.
+        let segmentIndex = (index >> segmentShift) & (directorySize - 1)
         // Ordering: acquire pairs with the release store that published the segment, so its
         // initialised slots are visible.
         let base = directory[segmentIndex].load(ordering: .acquiring)

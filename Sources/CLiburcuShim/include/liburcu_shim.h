@@ -42,8 +42,11 @@ extern "C" {
  *    `reader` is the address of the thread's liburcu reader record (&URCU_TLS(urcu_memb_reader));
  *    if the program unregisters an adopted thread from liburcu, the record's `registered` bit
  *    says so and the next use registers it again;
+ *  - once `ready`, `membarrier` equals liburcu's urcu_memb_has_sys_membarrier, which liburcu sets
+ *    at its initialisation (done before any thread is registered) and never changes afterwards;
  *  - `depth` counts the library's open read-side sections on this thread (each one also holds one
- *    level of liburcu's nesting counter), and `ids[0..depth)` holds their identities;
+ *    level of liburcu's nesting counter), and `ids[0..depth)` holds their identities: a C guard's
+ *    sequence number, or 0 for a Swift guard's section (no C guard names it);
  *  - only the owning thread reads or writes the struct (the fork and exit handlers run on it too).
  */
 struct rcushim_thread {
@@ -53,6 +56,7 @@ struct rcushim_thread {
     uint8_t ready;
     uint8_t owns_registration; /* 1: the library registered the thread; 0: adopted or none */
     uint8_t in_callback;       /* >0: running a deferred destroy on a liburcu call_rcu thread */
+    uint8_t membarrier;        /* liburcu's urcu_memb_has_sys_membarrier, copied once ready */
     struct urcu_reader *_Nullable reader; /* this thread's liburcu reader record, once ready */
     uint64_t ids[RCUSHIM_MAX_NESTING];
 };
@@ -77,22 +81,32 @@ static inline struct rcushim_thread *rcushim_self(void) { return rcushim_current
 /* INLINE FAST PATH: the identity stack of the calling thread's sections. */
 static inline uint64_t *rcushim_ids(struct rcushim_thread *t) { return t->ids; }
 
+/* INLINE FAST PATH: liburcu's urcu_memb_smp_mb_slave with the flag read from the thread's own
+ * state (already in a register on the read path) instead of through the GOT. */
+static inline void rcushim_mb_slave(int membarrier) {
+    if (caa_likely(membarrier))
+        cmm_barrier();
+    else
+        cmm_smp_mb();
+}
+
 /*
  * INLINE FAST PATH: liburcu's read lock and unlock (_urcu_memb_read_lock / _urcu_memb_read_unlock
  * in <urcu/static/urcu-memb.h>), taking the reader record from `t` instead of from liburcu's
  * thread-local variable: in a shared library every thread-local lookup is a call to
  * __tls_get_addr, and this way a read section pays for one (the library's own state) instead of
- * two. The steps, the barriers and the wake-up are liburcu's own, via its inline helpers.
- * Requires t->ready.
+ * two. The steps, the barriers and the wake-up are liburcu's own, via its inline helpers (the
+ * barrier's flag comes from `t`). Requires t->ready.
  */
 static inline void rcushim_read_lock(struct rcushim_thread *t) {
     struct urcu_reader *r = t->reader;
+    int membarrier = t->membarrier;
     cmm_barrier();
     unsigned long tmp = r->ctr;
     if (caa_likely(!(tmp & URCU_GP_CTR_NEST_MASK))) {
         /* Outermost: snapshot the grace-period phase, then order it before the section. */
         _CMM_STORE_SHARED(r->ctr, _CMM_LOAD_SHARED(urcu_memb_gp.ctr));
-        urcu_memb_smp_mb_slave();
+        rcushim_mb_slave(membarrier);
     } else {
         _CMM_STORE_SHARED(r->ctr, tmp + URCU_GP_COUNT);
     }
@@ -100,17 +114,45 @@ static inline void rcushim_read_lock(struct rcushim_thread *t) {
 
 static inline void rcushim_read_unlock(struct rcushim_thread *t) {
     struct urcu_reader *r = t->reader;
+    int membarrier = t->membarrier;
     unsigned long tmp = r->ctr;
     if (caa_likely((tmp & URCU_GP_CTR_NEST_MASK) == URCU_GP_COUNT)) {
         /* Outermost: order the section before leaving it, then wake a waiting writer. */
-        urcu_memb_smp_mb_slave();
+        rcushim_mb_slave(membarrier);
         _CMM_STORE_SHARED(r->ctr, tmp - URCU_GP_COUNT);
-        urcu_memb_smp_mb_slave();
+        rcushim_mb_slave(membarrier);
         urcu_common_wake_up_gp(&urcu_memb_gp);
     } else {
         _CMM_STORE_SHARED(r->ctr, tmp - URCU_GP_COUNT);
     }
     cmm_barrier();
+}
+
+/* EXPORTED-FROM-SHIM: liburcu's wake-up of a writer waiting for readers (the last step of
+ * rcushim_read_unlock), out of line for callers that split it off with rcushim_read_leave. */
+void rcushim_wake_writer(void) __attribute__((visibility("hidden")));
+
+/*
+ * INLINE FAST PATH: rcushim_read_unlock without its wake-up step; returns nonzero when a writer
+ * waits to be woken, and then the caller must call rcushim_wake_writer() next. Lets the common
+ * path of an exported unlock contain no call at all (so it needs no stack frame).
+ */
+static inline int rcushim_read_leave(struct rcushim_thread *t) {
+    struct urcu_reader *r = t->reader;
+    int membarrier = t->membarrier;
+    unsigned long tmp = r->ctr;
+    int wake = 0;
+    if (caa_likely((tmp & URCU_GP_CTR_NEST_MASK) == URCU_GP_COUNT)) {
+        rcushim_mb_slave(membarrier);
+        _CMM_STORE_SHARED(r->ctr, tmp - URCU_GP_COUNT);
+        rcushim_mb_slave(membarrier);
+        /* The test of urcu_common_wake_up_gp; rcushim_wake_writer repeats it. */
+        wake = caa_unlikely(uatomic_read(&urcu_memb_gp.futex) == -1);
+    } else {
+        _CMM_STORE_SHARED(r->ctr, tmp - URCU_GP_COUNT);
+    }
+    cmm_barrier();
+    return wake;
 }
 
 /* INLINE FAST PATH: nonzero while this thread is inside any liburcu memb read-side section
@@ -121,13 +163,20 @@ static inline int rcushim_read_ongoing(void) { return _urcu_memb_read_ongoing() 
  * program made itself); returns its state, or NULL when the thread is exiting. */
 struct rcushim_thread *_Nullable rcushim_thread_init(void) __attribute__((visibility("hidden")));
 
+/* INLINE FAST PATH: whether `t` (from rcushim_self()) may enter a read-side section as it is,
+ * without rcushim_thread_init. The registered bit matters only for an adopted registration,
+ * which the program may withdraw behind our back (the library's own is only withdrawn through
+ * rcushim_thread_fini, which clears `ready`), but testing it for every thread costs one load
+ * and keeps adopted threads on the same straight path. */
+static inline int rcushim_is_ready(struct rcushim_thread *t) {
+    return t->ready && t->reader->registered;
+}
+
 /* INLINE FAST PATH: the calling thread's state, ready to enter a read-side section (registered
  * on first use); NULL when the thread is exiting. Writable, unlike rcushim_self() before init. */
 static inline struct rcushim_thread *_Nullable rcushim_ready_self(void) {
     struct rcushim_thread *t = rcushim_current;
-    /* Only an adopted registration can be withdrawn by the program; the library's own is only
-     * withdrawn through rcushim_thread_fini, which clears `ready`. */
-    if (caa_likely(t->ready) && (caa_likely(t->owns_registration) || t->reader->registered))
+    if (caa_likely(rcushim_is_ready(t)))
         return t;
     return rcushim_thread_init();
 }

@@ -104,7 +104,9 @@ let (ops, reps, jsonPath) = parseArgs()
 bench_floor_register()
 guard swiftrcu_thread_register() == SWIFTRCU_OK else { fatalError("swiftrcu_thread_register") }
 
-let rcu = Rcu(Box(1))
+// The value comes from run time: with a constant, the optimiser folds the `let` field (every Box
+// would hold 1) and the loops would never read the object.
+let rcu = Rcu(Box(UInt64(CommandLine.arguments.count)))
 let cObject = UnsafeMutablePointer<UInt64>.allocate(capacity: 8)
 cObject.initialize(repeating: 1, count: 8)
 guard let cPtr = swiftrcu_new(cObject, nil, nil) else { fatalError("swiftrcu_new") }
