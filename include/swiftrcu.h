@@ -32,9 +32,12 @@
  *   - Writers of one pointer are serialised inside the library; writers of different pointers run
  *     in parallel. A copy_update callback runs inside a read-side critical section.
  *   - fork(): the child may create, read, write, free, synchronize and barrier. Deferred destroys
- *     pending at the fork run in the child too (liburcu moves its queue there). Do not fork inside
- *     a read section, nor while another thread is inside copy_update on a pointer the child will
- *     write. See README "Guarantees and limits" for the known fork limits.
+ *     pending at the fork run in the child too (liburcu moves its queue there), each process on
+ *     its own copy. An update another thread had in progress at the fork is lost in the child,
+ *     and the child can write that pointer. Do not fork inside a read section while a deferred
+ *     destroy is pending, nor while another thread's read section waits for the forking thread:
+ *     liburcu's fork handler waits for a grace period and hangs. See README "Guarantees and
+ *     limits".
  *
  * MISUSE
  *   NULL handles, stale handles (already freed or deferred, also after other handles were created

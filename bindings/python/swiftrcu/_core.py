@@ -165,13 +165,15 @@ _read_unlock = declare(
     _status_check("the guard is not this thread's innermost held read-side section: already"
                   " unlocked, taken by another thread, or an inner guard is still held"))
 _old_object = declare(_pydll, "swiftrcu_old_object", Borrowed, [_c_void_p])
-_old_defer = declare(_pydll, "swiftrcu_old_defer", _c_int, [_c_void_p],
-                     _status_check("swiftrcu_old_defer"))
 _thread_unregister = declare(_pydll, "swiftrcu_thread_unregister", _c_int, [],
                              _status_check("swiftrcu_thread_unregister"))
 _thread_register = declare(_pydll, "swiftrcu_thread_register", _c_int, [],
                            _status_check("swiftrcu_thread_register"))
 
+# old_defer pauses (at most 10 ms) once too many destroys are pending: it must not hold the GIL
+# then, as the destroys it waits for need it.
+_old_defer = declare(_cdll, "swiftrcu_old_defer", _c_int, [_c_void_p],
+                     _status_check("swiftrcu_old_defer"))
 _free = declare(_cdll, "swiftrcu_free", _c_int, [_c_void_p],
                 _status_check("close() waits for a grace period"))
 _old_free = declare(_cdll, "swiftrcu_old_free", _c_int, [_c_void_p],
@@ -444,11 +446,12 @@ class RcuOld(Generic[T]):
         handle = self._old
         if handle is None:
             raise _released_error()
-        if not _state.exiting:
-            _defer_old(handle)
+        # Spent before the call, which lets other threads run while it may pause.
+        self._old = None
         # At interpreter exit the release is left undone: it could run after the interpreter
         # is gone.
-        self._old = None
+        if not _state.exiting:
+            _defer_old(handle)
 
     @property
     def released(self) -> bool:
