@@ -12,7 +12,10 @@
 #
 # An mfence that is only reached when urcu_memb_has_sys_membarrier is 0 is liburcu's fallback for
 # kernels without sys_membarrier (liburcu's own read path has the same one) and is reported as
-# "fallback", not as a finding. Only direct contents are checked; other callees are listed by name.
+# "fallback", not as a finding. Our read path tests a copy of that flag kept in the thread's state
+# (the `membarrier` byte of struct rcushim_thread, at MEMBARRIER_OFFSET, reached through the
+# pointer loaded from %fs); both forms are recognised, and every mfence in the block a test of
+# the flag branches to (up to the jump back) counts as fallback. Only direct contents are checked; other callees are listed by name.
 #
 # Exit status: 1 when a swiftrcu_* function calls retain/release/beginAccess/malloc or contains a
 # locked instruction or an mfence that is not the fallback; 2 on usage errors; 0 otherwise.
@@ -95,6 +98,9 @@ def got_slots(path):
 
 
 CALLER_SAVED = {"rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11"}
+# offsetof(struct rcushim_thread, membarrier); the shim's header asserts the same value.
+MEMBARRIER_OFFSET = 0x17
+MEM = re.compile(r"(-?0x[0-9a-f]+)?\(%(\w+)\)")
 INSN = re.compile(r"^\s*([0-9a-f]+):\s+(.*)$")
 
 
@@ -150,6 +156,7 @@ def analyse(path, name, start, size, got):
     for col, _, _ in CLASSES:
         res[col] = 0
     addr_regs, value_regs = set(), set()  # registers holding &has_sys_membarrier / its value
+    state_regs = set()  # registers holding the thread-state pointer (loaded from %fs)
     flag_is_membarrier = False
     guarded_targets = set()
     prev_guarded_branch = False
@@ -184,8 +191,10 @@ def analyse(path, name, start, size, got):
                             hit = True
                     if not hit and tname not in res["other_calls"]:
                         res["other_calls"].append(tname)
-            addr_regs.difference_update(CALLER_SAVED)  # a call clobbers these
-            value_regs.difference_update(CALLER_SAVED)
+            if mn == "call":  # a call clobbers these (a jump does not)
+                addr_regs.difference_update(CALLER_SAVED)
+                value_regs.difference_update(CALLER_SAVED)
+                state_regs.difference_update(CALLER_SAVED)
         elif mn == "call":
             res["other_calls"].append("indirect")
         elif mn.startswith("lock"):
@@ -204,11 +213,16 @@ def analyse(path, name, start, size, got):
         if "%fs:" in ops:
             res["fs_tls"] += 1
         # Follow has_sys_membarrier through registers into the flags.
+        mem_m = MEM.search(ops)
+        mem_base = REG64.get(mem_m.group(2), mem_m.group(2)) if mem_m else None
+        mem_off = int(mem_m.group(1), 16) if mem_m and mem_m.group(1) else 0
+        state_flag = mem_base in state_regs and mem_off == MEMBARRIER_OFFSET
         if is_cmp:
             mem = re.search(r"\(%(\w+)\)", ops)
             operand_regs = regs_in(ops)
             flag_is_membarrier = bool(
                 (mem and REG64.get(mem.group(1), mem.group(1)) in addr_regs and ops.startswith("$0x0,"))
+                or (state_flag and ops.startswith("$0x0,"))
                 or (ref == "var" and ops.startswith("$0x0,"))
                 or (mn.startswith("test") and operand_regs and all(r in value_regs for r in operand_regs)))
         elif not (is_jcc or mn.startswith("mov") or mn.startswith("lea") or mn.startswith("nop")):
@@ -218,8 +232,12 @@ def analyse(path, name, start, size, got):
             src_mem = re.match(r"^\(%(\w+)\)$", src)
             loads_value = bool(mn.startswith("mov") and src_mem
                                and REG64.get(src_mem.group(1), src_mem.group(1)) in addr_regs)
+            loads_value = loads_value or bool(mn.startswith("mov") and state_flag and src.startswith(("0x", "(")))
             addr_regs.discard(dst)
             value_regs.discard(dst)
+            state_regs.discard(dst)
+            if mn.startswith("mov") and src.startswith("%fs:"):
+                state_regs.add(dst)
             if mn.startswith("mov") and ref == "got":
                 addr_regs.add(dst)
             elif (mn.startswith("mov") and ref == "var") or loads_value:
@@ -227,8 +245,17 @@ def analyse(path, name, start, size, got):
             elif mn.startswith("lea") and ref == "var":
                 addr_regs.add(dst)
         prev_guarded_branch = guarded_here
+    # The fallback blocks: from a guarded branch target up to the next jmp or ret.
+    fallback = set()
+    inside = False
+    for addr, mn, _, _ in insns:
+        inside = inside or addr in guarded_targets
+        if inside:
+            fallback.add(addr)
+            if mn in ("jmp", "ret") or mn.startswith("ret"):
+                inside = False
     for addr, fallthrough_guarded in mfences:
-        if addr in guarded_targets or fallthrough_guarded:
+        if addr in fallback or fallthrough_guarded:
             res["mfence_fallback"] += 1
         else:
             res["mfence"] += 1

@@ -61,6 +61,10 @@ struct rcushim_thread {
     uint64_t ids[RCUSHIM_MAX_NESTING];
 };
 
+/* bench/check-readpath.sh finds the read path's membarrier test by this offset. */
+_Static_assert(__builtin_offsetof(struct rcushim_thread, membarrier) == 0x17,
+               "update MEMBARRIER_OFFSET in bench/check-readpath.sh");
+
 #pragma clang assume_nonnull begin
 
 /*
