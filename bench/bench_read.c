@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <swiftrcu.h>
 
@@ -300,9 +301,21 @@ static double run_readers(const struct variant *v, int nreaders, uint64_t ops, i
     struct reader_ctx r[MAX_THREADS] = {0};
     struct writer_ctx w = {.s = &s};
     CHECK_ERRNO(pthread_barrier_init(&s.start, NULL, (unsigned)(nreaders + (with_writer ? 1 : 0))));
+    /* Readers get a CPU each when there are enough, so the scheduler cannot stack two of them
+     * on one CPU for part of a run (the writer, if any, is left free). */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     for (int i = 0; i < nreaders; i++) {
         r[i].s = &s;
-        CHECK_ERRNO(pthread_create(&r[i].th, NULL, reader_main, &r[i]));
+        pthread_attr_t attr;
+        CHECK_ERRNO(pthread_attr_init(&attr));
+        if (ncpu >= nreaders) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(i, &set);
+            CHECK_ERRNO(pthread_attr_setaffinity_np(&attr, sizeof set, &set));
+        }
+        CHECK_ERRNO(pthread_create(&r[i].th, &attr, reader_main, &r[i]));
+        pthread_attr_destroy(&attr);
     }
     if (with_writer) CHECK_ERRNO(pthread_create(&w.th, NULL, writer_main, &w));
     uint64_t t0 = UINT64_MAX, t1 = 0, cpu = 0, wall = 0;
