@@ -110,6 +110,22 @@ static NOINLINE uint64_t loop_swiftrcu_load(uint64_t n) {
     return sum;
 }
 
+/* The floor of any read path made of three calls into a shared library: the same loop with three
+ * calls of the library's cheapest function (swiftrcu_version returns a constant) around a plain
+ * load. No read path behind three exported functions can be faster than this. */
+static NOINLINE uint64_t loop_call_floor(uint64_t n) {
+    uint64_t sum = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        const char *a = swiftrcu_version();
+        const struct bench_obj *o = CMM_LOAD_SHARED(plain_ptr);
+        const char *b = swiftrcu_version();
+        sum += o->value;
+        const char *c = swiftrcu_version();
+        __asm__ volatile("" : : "r"(a), "r"(b), "r"(c)); /* keep the calls */
+    }
+    return sum;
+}
+
 static NOINLINE uint64_t loop_urcu_inline(uint64_t n) {
     uint64_t sum = 0;
     for (uint64_t i = 0; i < n; i++) {
@@ -213,6 +229,7 @@ static const struct variant variants[] = {
     {"mutex", loop_mutex, writer_mutex},
     {"refcount", loop_refcount, NULL},
     {"plain", loop_plain, NULL},
+    {"call_floor", loop_call_floor, NULL},
 };
 #define NVARIANTS (sizeof variants / sizeof variants[0])
 

@@ -40,6 +40,7 @@ C_LABELS = {
     "mutex": "pthread_mutex (lock/unlock)",
     "refcount": "atomic refcount (increment, read, decrement)",
     "plain": "plain load (no protection)",
+    "call_floor": "3 calls of swiftrcu_version() + plain load (floor of any 3-call path)",
 }
 WRITER_LABELS = {  # the writer each reader variant runs against
     "swiftrcu_trio": "SwiftRCU replace + old_free (readers: trio)",
