@@ -116,30 +116,14 @@ static inline void rcushim_read_lock(struct rcushim_thread *t) {
     }
 }
 
-static inline void rcushim_read_unlock(struct rcushim_thread *t) {
-    struct urcu_reader *r = t->reader;
-    int membarrier = t->membarrier;
-    unsigned long tmp = r->ctr;
-    if (caa_likely((tmp & URCU_GP_CTR_NEST_MASK) == URCU_GP_COUNT)) {
-        /* Outermost: order the section before leaving it, then wake a waiting writer. */
-        rcushim_mb_slave(membarrier);
-        _CMM_STORE_SHARED(r->ctr, tmp - URCU_GP_COUNT);
-        rcushim_mb_slave(membarrier);
-        urcu_common_wake_up_gp(&urcu_memb_gp);
-    } else {
-        _CMM_STORE_SHARED(r->ctr, tmp - URCU_GP_COUNT);
-    }
-    cmm_barrier();
-}
-
-/* EXPORTED-FROM-SHIM: liburcu's wake-up of a writer waiting for readers (the last step of
- * rcushim_read_unlock), out of line for callers that split it off with rcushim_read_leave. */
+/* EXPORTED-FROM-SHIM: liburcu's wake-up of a writer waiting for readers (urcu_common_wake_up_gp),
+ * the rare last step of leaving an outermost section; out of line. */
 void rcushim_wake_writer(void) __attribute__((visibility("hidden")));
 
 /*
  * INLINE FAST PATH: rcushim_read_unlock without its wake-up step; returns nonzero when a writer
- * waits to be woken, and then the caller must call rcushim_wake_writer() next. Lets the common
- * path of an exported unlock contain no call at all (so it needs no stack frame).
+ * waits to be woken, and then the caller must call rcushim_wake_writer() next. Lets an exported
+ * unlock keep that call off its common path (which then needs no stack frame).
  */
 static inline int rcushim_read_leave(struct rcushim_thread *t) {
     struct urcu_reader *r = t->reader;
@@ -147,16 +131,23 @@ static inline int rcushim_read_leave(struct rcushim_thread *t) {
     unsigned long tmp = r->ctr;
     int wake = 0;
     if (caa_likely((tmp & URCU_GP_CTR_NEST_MASK) == URCU_GP_COUNT)) {
+        /* Outermost: order the section before leaving it, then see whether a writer waits. */
         rcushim_mb_slave(membarrier);
         _CMM_STORE_SHARED(r->ctr, tmp - URCU_GP_COUNT);
         rcushim_mb_slave(membarrier);
-        /* The test of urcu_common_wake_up_gp; rcushim_wake_writer repeats it. */
+        /* The test of urcu_common_wake_up_gp; rcushim_wake_writer repeats it. Ordering: as
+         * liburcu's, a plain load after the barrier above. */
         wake = caa_unlikely(uatomic_read(&urcu_memb_gp.futex) == -1);
     } else {
         _CMM_STORE_SHARED(r->ctr, tmp - URCU_GP_COUNT);
     }
     cmm_barrier();
     return wake;
+}
+
+static inline void rcushim_read_unlock(struct rcushim_thread *t) {
+    if (caa_unlikely(rcushim_read_leave(t)))
+        rcushim_wake_writer();
 }
 
 /* INLINE FAST PATH: nonzero while this thread is inside any liburcu memb read-side section
