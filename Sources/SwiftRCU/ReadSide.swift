@@ -1,8 +1,9 @@
 // SwiftRCU core (room 2 of 3): read-side critical sections and their identities.
 // SPDX-License-Identifier: LGPL-2.1-or-later
 //
-// Calls only the liburcu shim (CLiburcuShim). Shared by the Swift API (RcuGuard) and the C ABI
-// (swiftrcu_read_lock / swiftrcu_read_unlock / swiftrcu_dereference).
+// Calls only the liburcu shim (CLiburcuShim). The named sections (tokens) serve the C ABI's guards
+// (swiftrcu_read_lock / swiftrcu_read_unlock / swiftrcu_dereference); the Swift API's RcuGuard
+// needs no token and uses the shim's read lock directly; both use the internal sections here.
 
 import CLiburcuShim
 
