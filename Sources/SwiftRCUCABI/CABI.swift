@@ -196,10 +196,14 @@ public func swiftrcu_dereference(
 ) -> UnsafeMutableRawPointer? {
     guard let guard_ = `guard` else { return nil }
     let token = ReadToken(thread: guard_.pointee._private.0, word: guard_.pointee._private.1)
-    guard ReadSide.holds(token) else { return nil }
+    guard ReadSide.holds(token) else { return refused() }
     // A NULL ptr is 0, which no live handle is: the lookup refuses it.
     return publishedObject(UInt(bitPattern: ptr))
 }
+
+/// NULL, out of line: the only call in swiftrcu_dereference, so its common path needs no frame.
+@inline(never)
+private func refused() -> UnsafeMutableRawPointer? { nil }
 
 /// Enters a read-side critical section and dereferences ptr in one call: the same as
 /// swiftrcu_read_lock() followed by swiftrcu_dereference(ptr, guard_out), for one call less per
