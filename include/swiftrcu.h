@@ -36,8 +36,8 @@
  *     its own copy. An update another thread had in progress at the fork is lost in the child,
  *     and the child can write that pointer. Do not fork inside a read section while a deferred
  *     destroy is pending, nor while another thread's read section waits for the forking thread:
- *     liburcu's fork handler waits for a grace period and hangs. See README "Guarantees and
- *     limits".
+ *     liburcu's fork handler waits for a grace period and hangs (in the first case the library
+ *     writes a warning to stderr first). See README "Guarantees and limits".
  *
  * MISUSE
  *   NULL handles, stale handles (already freed or deferred, also after other handles were created

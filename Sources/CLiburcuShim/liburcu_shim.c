@@ -121,6 +121,16 @@ static void on_thread_exit(void *unused) {
 }
 
 static void before_fork(void) {
+    /* liburcu's handler below waits for its call_rcu threads to pause, and one with destroys to
+     * run first waits for a grace period, which waits for this thread's open section: a deadlock
+     * the library cannot avoid (see README). Say so rather than hang without a word. */
+    if (rcushim_read_ongoing() && rcushim_deferred_pending() > 0) {
+        static const char msg[] =
+            "swiftrcu: fork() called inside a read-side critical section while deferred destroys "
+            "are pending: liburcu's fork handler waits for a grace period that waits for this "
+            "thread, so fork() will not return\n";
+        (void)!write(2, msg, sizeof msg - 1);
+    }
     urcu_memb_call_rcu_before_fork();
     pthread_rwlock_wrlock(&gp_fork_lock);
     pthread_mutex_lock(&registry_lock);
