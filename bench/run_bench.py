@@ -548,7 +548,7 @@ def no_nan(x):
 BEGIN_MARK, END_MARK = "<!-- latest results: begin -->", "<!-- latest results: end -->"
 
 
-def update_readme(path, md):
+def update_readme(path, md, chart_copy=None):
     with open(path) as f:
         text = f.read()
     if BEGIN_MARK not in text or END_MARK not in text:
@@ -557,6 +557,9 @@ def update_readme(path, md):
     head, rest = text.split(BEGIN_MARK, 1)
     _, tail = rest.split(END_MARK, 1)
     body = [line for line in md[1:]]  # without the page title
+    if chart_copy:
+        body += ["", "![ns per read section, and 1-thread vs 2-thread throughput, of this run](%s)"
+                 % os.path.relpath(chart_copy, os.path.dirname(os.path.abspath(path)))]
     with open(path, "w") as f:
         f.write(head + BEGIN_MARK + "\n" + "\n".join(body).strip() + "\n" + END_MARK + tail)
     log("update-readme: refreshed the latest results in %s" % path)
@@ -707,7 +710,12 @@ def report(run, results, update_readme_path, rotate):
     for e in errors:
         print("ERROR: " + e)
     if update_readme_path and not smoke:
-        update_readme(update_readme_path, md)
+        chart_copy = None
+        if not chart_note:
+            # The README shows the chart of the run it reports: a copy kept next to it.
+            chart_copy = os.path.join(os.path.dirname(os.path.abspath(update_readme_path)), "latest-chart.png")
+            shutil.copyfile(os.path.join(results, "chart.png"), chart_copy)
+        update_readme(update_readme_path, md, chart_copy)
     print("\nWrote %s/latest.{json,csv,md}%s" % (os.path.relpath(results), "" if chart_note else " and chart.png"))
     return 1 if errors else 0
 
