@@ -78,18 +78,6 @@ public enum ReadSide {
         return rcushim_ids(t)[Int(depth &- 1)] == token.seq
     }
 
-    /// Leaves the section named by `token` if it is the calling thread's innermost one.
-    ///
-    /// Returns `false`, changing nothing, for any other token.
-    @inlinable @inline(__always)
-    public static func unlock(_ token: ReadToken) -> Bool {
-        let t = rcushim_self()
-        guard isInnermost(token, of: t) else { return false }
-        t.pointee.depth = token.depth &- 1
-        rcushim_read_unlock(t)
-        return true
-    }
-
     /// Whether `token` names the innermost section held by the thread whose state is `t` (the
     /// calling thread's, from `rcushim_self()`).
     @inlinable @inline(__always)
