@@ -1,6 +1,7 @@
 // The Swift API: guards, replace, copyUpdate, RcuOld release paths, grace periods, errors.
 // SPDX-License-Identifier: LGPL-2.1-or-later
 
+import Glibc
 import Synchronization
 import SwiftRCUTypes
 import Testing
@@ -43,6 +44,26 @@ struct RcuTests {
         #expect(!ReadSide.isInSection)
         try synchronizeRCU()
         try rcuBarrier()
+    }
+
+    @Test func guardsMayEndInAnyOrder() throws {
+        let tracker = Tracker()
+        let x = Rcu(Tracked(1, tracker))
+        let outer = readLock()
+        let inner = readLock()
+        outer.unlock() // the outer one first: each guard is one nesting level, in any order
+        #expect(ReadSide.isInSection)
+        #expect(throws: RcuError.deadlock) { try synchronizeRCU() }
+        // The remaining guard still protects what it reads: the replaced object is not released
+        // while it is held, though its release was deferred and the call_rcu thread is free to run.
+        let held = x.dereference(inner) { Unmanaged.passUnretained($0!) }
+        x.replace(Tracked(2, tracker))?.deferRelease()
+        usleep(20_000)
+        #expect(Bool(held.takeUnretainedValue().alive.load(ordering: .relaxed)))
+        inner.unlock()
+        #expect(!ReadSide.isInSection)
+        try rcuBarrier()
+        #expect(tracker.live == 1)
     }
 
     @Test func replaceReturnsOldAndFreeReleasesIt() {

@@ -108,8 +108,11 @@ static void *writer_main(void *arg) {
         }
         const struct fobj *prev = swiftrcu_old_object(old);
         if (k % 2) {
-            atomic_store(&state[prev->id], ST_DEFERRED);
+            /* Marked after the call: a fork between a mark and the call would leave the child
+             * expecting a destroy that was never queued. */
+            uint32_t id = prev->id;
             rc = swiftrcu_old_defer(old);
+            atomic_store(&state[id], ST_DEFERRED);
         } else {
             atomic_store(&state[prev->id], ST_FREED);
             rc = swiftrcu_old_free(old);
