@@ -193,8 +193,9 @@ static uint64_t own_serial(void) {
     return thread_serial;
 }
 
-/* Allocates the calling thread's state (not registered with liburcu; freed at its exit); NULL
- * when out of memory. Requires a placeholder to be current and the thread not to be exiting. */
+/* Allocates the calling thread's state with its serial and its exit key set (not registered
+ * with liburcu; freed at its exit); NULL when out of memory. Requires a placeholder to be current
+ * and the thread not to be exiting. Every thread state is made here. */
 static struct rcushim_thread *new_state(void) {
     struct rcushim_thread *t = calloc(1, sizeof *t);
     if (t == NULL)
@@ -267,17 +268,11 @@ struct rcushim_thread *rcushim_thread_init(void) {
     if (rcushim_current == &exited_placeholder)
         return NULL;
     struct rcushim_thread *t = own_state();
-    if (t == NULL) {
-        t = calloc(1, sizeof *t);
-        if (t == NULL)
-            return NULL;
-        rcushim_current = t;
-    }
+    if (t == NULL && (t = new_state()) == NULL)
+        return NULL;
     struct urcu_reader *reader = &URCU_TLS(urcu_memb_reader);
     if (t->ready && reader->registered)
         return t;
-    if (t->serial == 0)
-        t->serial = own_serial();
     if (reader->registered) {
         t->owns_registration = 0; /* the program registered this thread itself: adopt it */
     } else {
@@ -298,7 +293,6 @@ struct rcushim_thread *rcushim_thread_init(void) {
         registry_link.next = registry_head;
         registry_head = &registry_link;
         pthread_mutex_unlock(&registry_lock);
-        (void)pthread_setspecific(exit_key, t);
     }
     t->ready = 1;
     return t;
