@@ -374,6 +374,35 @@ SWIFT_EXTERN int swiftrcu_free(swiftrcu_ptr_ref _Nullable ptr) SWIFT_NOEXCEPT;
 /// destroy function. Returns NULL for a NULL or stale ptr. Never blocks, writes no shared memory.
 SWIFT_EXTERN void * _Nullable swiftrcu_load(swiftrcu_const_ptr_ref _Nullable ptr) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// Returns the object ptr publishes now after calling <code>retain(object)</code> on it inside a read-side
+/// critical section (for a non-NULL object), so the caller holds a reference of its own when the
+/// section has ended: swiftrcu_load for reference-counted objects, which stays safe however the
+/// object’s destroy function runs. The section has ended again when the call returns.
+/// retain runs inside the section: it must not wait for a grace period or block for long.
+/// Returns NULL (calling nothing) for a NULL object, a NULL or stale ptr, or a NULL retain.
+/// Never blocks, writes no shared memory (other than what retain writes).
+SWIFT_EXTERN void * _Nullable swiftrcu_load_retained(swiftrcu_const_ptr_ref _Nullable ptr, swiftrcu_retain_fn _Nullable retain) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Binds a loader to ptr: a function without arguments that does what
+/// <code>swiftrcu_load_retained(ptr, retain)</code> does, except that where that returns NULL (ptr
+/// publishes NULL, or was freed) it returns if_null, after retain(if_null) when if_null is not
+/// NULL. So a bound loader with a non-NULL if_null never returns NULL. It is for foreign function
+/// interfaces where converting an argument costs more than the call itself (the Python binding
+/// reads with one, if_null being Python’s None).
+/// SWIFTRCU_LOADERS_MAX loaders can be bound at once. A loader stays bound until
+/// swiftrcu_loader_unbind, also after ptr is freed; an unbound loader returns NULL, and a later
+/// bind may hand the same function out again, so do not call a loader after (or while) unbinding
+/// it.
+/// Returns SWIFTRCU_OK and the loader in *loader_out; SWIFTRCU_EINVAL for a NULL, stale or
+/// wrong-kind ptr, a NULL retain or a NULL loader_out; SWIFTRCU_ENOMEM when all loaders are bound;
+/// SWIFTRCU_EPERM on a thread that is exiting. *loader_out is set to NULL on failure.
+SWIFT_EXTERN int swiftrcu_loader_bind(swiftrcu_const_ptr_ref _Nullable ptr, swiftrcu_retain_fn _Nullable retain, void * _Nullable if_null, swiftrcu_loader_fn _Nullable * _Nullable loader_out) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Unbinds a loader returned by swiftrcu_loader_bind, so its slot can be bound again.
+/// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for NULL, a function that is not a loader of this library,
+/// or a loader that is not bound (already unbound).
+SWIFT_EXTERN int swiftrcu_loader_unbind(swiftrcu_loader_fn _Nullable loader) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// Creates an RCU-protected pointer that publishes object (which may be NULL).
 /// destroy(object, context) runs exactly once for every non-NULL object ever published in the
 /// pointer (initially, by replace or by copy_update): when its old handle is freed or deferred,

@@ -68,6 +68,17 @@ typedef void (*swiftrcu_destroy_fn)(void *object, void *context);
  *  `current` itself publishes nothing. */
 typedef void *(*swiftrcu_update_fn)(const void *current, void *context);
 
+/** Takes a reference of the caller's to an object, for swiftrcu_load_retained() and bound loaders:
+ *  `retain(object)`. Runs inside a read-side critical section: it must not wait for a grace period. */
+typedef void (*swiftrcu_retain_fn)(void *object);
+
+/** A loader bound to one pointer by swiftrcu_loader_bind(): called without arguments, it does what
+ *  swiftrcu_load_retained() does with the bound pointer and retain function. */
+typedef void *(*swiftrcu_loader_fn)(void);
+
+/** How many loaders can be bound at once (swiftrcu_loader_bind()). */
+#define SWIFTRCU_LOADERS_MAX 1024
+
 /* Pointer typedefs that keep the handle types' names in the generated declarations:
  * `swiftrcu_ptr_ref` is `swiftrcu_ptr *`, `swiftrcu_const_ptr_ref` is `const swiftrcu_ptr *`,
  * `swiftrcu_old_ref` is `swiftrcu_old *`, `swiftrcu_const_old_ref` is `const swiftrcu_old *`. */

@@ -263,6 +263,106 @@ private func loadSlow(_ ptr: swiftrcu_const_ptr_ref?) -> UnsafeMutableRawPointer
     ReadSide.withInternalSection { publishedObject(UInt(bitPattern: ptr)) } ?? nil
 }
 
+/// Returns the object ptr publishes now after calling `retain(object)` on it inside a read-side
+/// critical section (for a non-NULL object), so the caller holds a reference of its own when the
+/// section has ended: swiftrcu_load for reference-counted objects, which stays safe however the
+/// object's destroy function runs. The section has ended again when the call returns.
+///
+/// retain runs inside the section: it must not wait for a grace period or block for long.
+/// Returns NULL (calling nothing) for a NULL object, a NULL or stale ptr, or a NULL retain.
+/// Never blocks, writes no shared memory (other than what retain writes).
+@c(swiftrcu_load_retained)
+public func swiftrcu_load_retained(
+    _ ptr: swiftrcu_const_ptr_ref?, _ retain: swiftrcu_retain_fn?
+) -> UnsafeMutableRawPointer? {
+    guard let retain else { return nil }
+    // A NULL ptr is 0, which no live handle is: the lookup refuses it.
+    return loadRetained(UInt(bitPattern: ptr), retain, nil)
+}
+
+/// The object ptr publishes, or ifNull where there is none (NULL published, stale handle), after
+/// retain(object); NULL when that is NULL too.
+@inline(__always)
+private func retainedObject(
+    _ handle: UInt, _ retain: swiftrcu_retain_fn, _ ifNull: UnsafeMutableRawPointer?
+) -> UnsafeMutableRawPointer? {
+    let slot = HandleTable.lookup(handle, .ptr)
+    // Ordering: acquire, as in publishedObject.
+    let published = slot.map { UnsafeMutableRawPointer(bitPattern: $0.pointee.word1.load(ordering: .acquiring)) }
+    guard let object = (published ?? nil) ?? ifNull else { return nil }
+    retain(object)
+    return object
+}
+
+@inline(__always)
+private func loadRetained(
+    _ handle: UInt, _ retain: swiftrcu_retain_fn, _ ifNull: UnsafeMutableRawPointer?
+) -> UnsafeMutableRawPointer? {
+    let t = rcushim_self()
+    guard _fastPath(rcushim_is_ready(t) != 0) else { return loadRetainedSlow(handle, retain, ifNull) }
+    rcushim_read_lock(t)
+    let object = retainedObject(handle, retain, ifNull)
+    if _slowPath(rcushim_read_leave(t) != 0) { rcushim_wake_writer() }
+    return object
+}
+
+@inline(never)
+private func loadRetainedSlow(
+    _ handle: UInt, _ retain: swiftrcu_retain_fn, _ ifNull: UnsafeMutableRawPointer?
+) -> UnsafeMutableRawPointer? {
+    if let object = ReadSide.withInternalSection({ retainedObject(handle, retain, ifNull) }) { return object }
+    // No section can be entered (the thread is exiting): nothing is published to this thread.
+    if let ifNull { retain(ifNull) }
+    return ifNull
+}
+
+/// What a bound loader calls, with the loader's bound triple.
+private let boundLoad: rcushim_load_impl = { handle, retain, ifNull in loadRetained(handle, retain, ifNull) }
+
+/// Binds a loader to ptr: a function without arguments that does what
+/// `swiftrcu_load_retained(ptr, retain)` does, except that where that returns NULL (ptr
+/// publishes NULL, or was freed) it returns if_null, after retain(if_null) when if_null is not
+/// NULL. So a bound loader with a non-NULL if_null never returns NULL. It is for foreign function
+/// interfaces where converting an argument costs more than the call itself (the Python binding
+/// reads with one, if_null being Python's None).
+///
+/// SWIFTRCU_LOADERS_MAX loaders can be bound at once. A loader stays bound until
+/// swiftrcu_loader_unbind, also after ptr is freed; an unbound loader returns NULL, and a later
+/// bind may hand the same function out again, so do not call a loader after (or while) unbinding
+/// it.
+///
+/// Returns SWIFTRCU_OK and the loader in *loader_out; SWIFTRCU_EINVAL for a NULL, stale or
+/// wrong-kind ptr, a NULL retain or a NULL loader_out; SWIFTRCU_ENOMEM when all loaders are bound;
+/// SWIFTRCU_EPERM on a thread that is exiting. *loader_out is set to NULL on failure.
+@c(swiftrcu_loader_bind)
+public func swiftrcu_loader_bind(
+    _ ptr: swiftrcu_const_ptr_ref?, _ retain: swiftrcu_retain_fn?, _ if_null: UnsafeMutableRawPointer?,
+    _ loader_out: UnsafeMutablePointer<swiftrcu_loader_fn?>?
+) -> CInt {
+    guard let loader_out else { return status(.invalidArgument) }
+    loader_out.pointee = nil
+    guard let retain else { return status(.invalidArgument) }
+    let handle = UInt(bitPattern: ptr)
+    guard let live = ReadSide.withInternalSection({ HandleTable.lookup(handle, .ptr) != nil }) else {
+        return status(.notPermitted)
+    }
+    guard live else { return status(.invalidArgument) }
+    guard let loader = rcushim_loader_bind(handle, retain, if_null, boundLoad) else {
+        return status(.outOfMemory)
+    }
+    loader_out.pointee = loader
+    return 0
+}
+
+/// Unbinds a loader returned by swiftrcu_loader_bind, so its slot can be bound again.
+///
+/// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for NULL, a function that is not a loader of this library,
+/// or a loader that is not bound (already unbound).
+@c(swiftrcu_loader_unbind)
+public func swiftrcu_loader_unbind(_ loader: swiftrcu_loader_fn?) -> CInt {
+    rcushim_loader_unbind(loader) == 0 ? 0 : status(.invalidArgument)
+}
+
 /// Publishes object in a pointer slot and hands the previous object to a new old handle.
 /// Requires the pointer's writer lock and a reserved old slot.
 private func publish(

@@ -516,6 +516,255 @@ static void test_concurrency(void) {
     CHECK_EQ_INT(once, STRESS_OBJECTS);
 }
 
+/* ---- swiftrcu_load_retained and bound loaders, over reference-counted objects ---- */
+
+struct counted {
+    uint32_t magic;
+    atomic_int refs; /* the publisher's reference plus one per retain not yet put */
+    atomic_int freed;
+};
+
+static atomic_int retain_bad;     /* retain saw an object that was already freed */
+static atomic_int retain_calls;
+static atomic_int retain_sync_rc; /* what swiftrcu_synchronize returned inside retain */
+static int retain_try_sync;
+
+static void counted_put(struct counted *c) {
+    if (atomic_fetch_sub(&c->refs, 1) == 1) {
+        c->magic = DEAD;
+        atomic_fetch_add(&c->freed, 1);
+    }
+}
+
+static void counted_retain(void *p) {
+    struct counted *c = p;
+    if (c->magic != LIVE || atomic_fetch_add(&c->refs, 1) <= 0)
+        atomic_fetch_add(&retain_bad, 1);
+    atomic_fetch_add(&retain_calls, 1);
+    if (retain_try_sync)
+        atomic_store(&retain_sync_rc, swiftrcu_synchronize());
+}
+
+static void counted_destroy(void *p, void *context) {
+    (void)context;
+    counted_put(p); /* drops the publisher's reference */
+}
+
+static void counted_init(struct counted *c) {
+    c->magic = LIVE;
+    atomic_store(&c->refs, 1);
+    atomic_store(&c->freed, 0);
+}
+
+static void test_load_retained(void) {
+    struct counted a, b;
+    counted_init(&a);
+    counted_init(&b);
+    swiftrcu_ptr *p = swiftrcu_new(&a, counted_destroy, NULL);
+    CHECK(p != NULL);
+    CHECK(swiftrcu_load_retained(p, counted_retain) == &a);
+    CHECK_EQ_INT(atomic_load(&a.refs), 2);
+    counted_put(&a);
+    /* retain runs inside a read-side section: a grace-period wait there is refused. */
+    retain_try_sync = 1;
+    CHECK(swiftrcu_load_retained(p, counted_retain) == &a);
+    retain_try_sync = 0;
+    CHECK_EQ_INT(atomic_load(&retain_sync_rc), SWIFTRCU_EDEADLK);
+    counted_put(&a);
+    /* Refused without calling retain: NULL retain, NULL or stale ptr, NULL object. */
+    int calls = atomic_load(&retain_calls);
+    CHECK(swiftrcu_load_retained(p, NULL) == NULL);
+    CHECK(swiftrcu_load_retained(NULL, counted_retain) == NULL);
+    swiftrcu_ptr *empty = swiftrcu_new(NULL, NULL, NULL);
+    CHECK(swiftrcu_load_retained(empty, counted_retain) == NULL);
+    CHECK_EQ_INT(swiftrcu_free(empty), SWIFTRCU_OK);
+    CHECK(swiftrcu_load_retained(empty, counted_retain) == NULL);
+    CHECK_EQ_INT(atomic_load(&retain_calls), calls);
+    /* A reference taken before the replace keeps the object after its grace period. */
+    CHECK(swiftrcu_load_retained(p, counted_retain) == &a);
+    swiftrcu_old *old = NULL;
+    CHECK_EQ_INT(swiftrcu_replace(p, &b, &old), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_old_free(old), SWIFTRCU_OK);
+    CHECK_EQ_INT(atomic_load(&a.freed), 0);
+    CHECK(a.magic == LIVE);
+    counted_put(&a);
+    CHECK_EQ_INT(atomic_load(&a.freed), 1);
+    CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
+    CHECK_EQ_INT(atomic_load(&b.freed), 1);
+    CHECK_EQ_INT(atomic_load(&retain_bad), 0);
+}
+
+static void test_loader_contract(void) {
+    struct counted a, b;
+    counted_init(&a);
+    counted_init(&b);
+    swiftrcu_ptr *p = swiftrcu_new(&a, counted_destroy, NULL);
+    swiftrcu_loader_fn f = (swiftrcu_loader_fn)1;
+    CHECK_EQ_INT(swiftrcu_loader_bind(p, counted_retain, NULL, NULL), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(swiftrcu_loader_bind(p, NULL, NULL, &f), SWIFTRCU_EINVAL);
+    CHECK(f == NULL);
+    f = (swiftrcu_loader_fn)1;
+    CHECK_EQ_INT(swiftrcu_loader_bind(NULL, counted_retain, NULL, &f), SWIFTRCU_EINVAL);
+    CHECK(f == NULL);
+    swiftrcu_ptr *gone = swiftrcu_new(NULL, NULL, NULL);
+    CHECK_EQ_INT(swiftrcu_free(gone), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_loader_bind(gone, counted_retain, NULL, &f), SWIFTRCU_EINVAL);
+    /* An old handle is the wrong kind. */
+    static int plain;
+    swiftrcu_old *old = NULL;
+    swiftrcu_ptr *other = swiftrcu_new(&plain, NULL, NULL);
+    CHECK_EQ_INT(swiftrcu_replace(other, NULL, &old), SWIFTRCU_OK);
+    CHECK(old != NULL);
+    CHECK_EQ_INT(swiftrcu_loader_bind((swiftrcu_const_ptr_ref)(const void *)old, counted_retain, NULL, &f),
+                 SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(swiftrcu_old_free(old), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_free(other), SWIFTRCU_OK);
+
+    CHECK_EQ_INT(swiftrcu_loader_bind(p, counted_retain, NULL, &f), SWIFTRCU_OK);
+    CHECK(f != NULL);
+    CHECK(f() == &a);
+    CHECK_EQ_INT(atomic_load(&a.refs), 2);
+    counted_put(&a);
+    CHECK_EQ_INT(swiftrcu_replace(p, &b, &old), SWIFTRCU_OK);
+    CHECK(f() == &b);
+    counted_put(&b);
+    CHECK_EQ_INT(swiftrcu_old_free(old), SWIFTRCU_OK);
+    CHECK_EQ_INT(atomic_load(&a.freed), 1);
+    /* Freed ptr: the loader stays bound and returns NULL. */
+    CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
+    CHECK(f() == NULL);
+    CHECK_EQ_INT(swiftrcu_loader_unbind(f), SWIFTRCU_OK);
+    CHECK(f() == NULL);
+    CHECK_EQ_INT(swiftrcu_loader_unbind(f), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(swiftrcu_loader_unbind(NULL), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(swiftrcu_loader_unbind((swiftrcu_loader_fn)(void (*)(void))swiftrcu_version),
+                 SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(atomic_load(&b.freed), 1);
+
+    /* if_null stands in for a published NULL and for a freed ptr (retained too). */
+    struct counted n, d;
+    counted_init(&n);
+    counted_init(&d);
+    swiftrcu_ptr *e = swiftrcu_new(NULL, counted_destroy, NULL);
+    CHECK_EQ_INT(swiftrcu_loader_bind(e, counted_retain, &n, &f), SWIFTRCU_OK);
+    CHECK(f() == &n);
+    CHECK_EQ_INT(atomic_load(&n.refs), 2);
+    counted_put(&n);
+    CHECK_EQ_INT(swiftrcu_replace(e, &d, &old), SWIFTRCU_OK);
+    CHECK(old == NULL);
+    CHECK(f() == &d);
+    counted_put(&d);
+    CHECK_EQ_INT(swiftrcu_free(e), SWIFTRCU_OK);
+    CHECK(f() == &n);
+    CHECK_EQ_INT(atomic_load(&n.refs), 2);
+    counted_put(&n);
+    CHECK_EQ_INT(atomic_load(&d.freed), 1);
+    CHECK_EQ_INT(swiftrcu_loader_unbind(f), SWIFTRCU_OK);
+
+    /* Capacity: SWIFTRCU_LOADERS_MAX distinct loaders, then ENOMEM until one is unbound. */
+    struct counted c;
+    counted_init(&c);
+    swiftrcu_ptr *q = swiftrcu_new(&c, counted_destroy, NULL);
+    static swiftrcu_loader_fn all[SWIFTRCU_LOADERS_MAX];
+    int bound = 0, distinct = 1, working = 0;
+    for (int i = 0; i < SWIFTRCU_LOADERS_MAX; i++) {
+        bound += swiftrcu_loader_bind(q, counted_retain, NULL, &all[i]) == SWIFTRCU_OK;
+        for (int j = 0; j < i; j++)
+            distinct &= all[j] != all[i];
+    }
+    CHECK_EQ_INT(bound, SWIFTRCU_LOADERS_MAX);
+    CHECK(distinct);
+    for (int i = 0; i < SWIFTRCU_LOADERS_MAX; i++) {
+        if (all[i] && all[i]() == &c) {
+            working++;
+            counted_put(&c);
+        }
+    }
+    CHECK_EQ_INT(working, SWIFTRCU_LOADERS_MAX);
+    f = (swiftrcu_loader_fn)1;
+    CHECK_EQ_INT(swiftrcu_loader_bind(q, counted_retain, NULL, &f), SWIFTRCU_ENOMEM);
+    CHECK(f == NULL);
+    CHECK_EQ_INT(swiftrcu_loader_unbind(all[7]), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_loader_bind(q, counted_retain, NULL, &f), SWIFTRCU_OK);
+    CHECK(f == all[7]);
+    int unbound = 0;
+    for (int i = 0; i < SWIFTRCU_LOADERS_MAX; i++)
+        unbound += swiftrcu_loader_unbind(all[i]) == SWIFTRCU_OK;
+    CHECK_EQ_INT(unbound, SWIFTRCU_LOADERS_MAX);
+    CHECK_EQ_INT(swiftrcu_free(q), SWIFTRCU_OK);
+    CHECK_EQ_INT(atomic_load(&c.refs), 0);
+    CHECK_EQ_INT(atomic_load(&retain_bad), 0);
+}
+
+/* Readers through a loader while writers replace: every object a reader gets is still live while
+ * it holds its reference, and every object is freed exactly once, by its last holder. */
+#define LOADER_OBJECTS 3000
+static struct counted loader_objects[LOADER_OBJECTS];
+static atomic_int loader_next;
+static atomic_int loader_stop;
+static atomic_long loader_bad;
+static atomic_long loader_reads;
+
+static void *loader_reader(void *arg) {
+    swiftrcu_loader_fn f = *(swiftrcu_loader_fn *)arg;
+    while (!atomic_load(&loader_stop)) {
+        struct counted *c = f();
+        if (c == NULL || c->magic != LIVE || atomic_load(&c->refs) < 1) {
+            atomic_fetch_add(&loader_bad, 1);
+            continue;
+        }
+        atomic_fetch_add(&loader_reads, 1);
+        counted_put(c);
+    }
+    return NULL;
+}
+
+static void *loader_writer(void *arg) {
+    swiftrcu_ptr *p = arg;
+    for (;;) {
+        int i = atomic_fetch_add(&loader_next, 1);
+        if (i >= LOADER_OBJECTS)
+            break;
+        counted_init(&loader_objects[i]);
+        swiftrcu_old *old = NULL;
+        if (swiftrcu_replace(p, &loader_objects[i], &old) != SWIFTRCU_OK || old == NULL) {
+            atomic_fetch_add(&loader_bad, 1);
+            continue;
+        }
+        if (((i % 2) ? swiftrcu_old_defer(old) : swiftrcu_old_free(old)) != SWIFTRCU_OK)
+            atomic_fetch_add(&loader_bad, 1);
+    }
+    return NULL;
+}
+
+static void test_loader_concurrency(void) {
+    counted_init(&loader_objects[0]);
+    atomic_store(&loader_next, 1);
+    swiftrcu_ptr *p = swiftrcu_new(&loader_objects[0], counted_destroy, NULL);
+    swiftrcu_loader_fn f = NULL;
+    CHECK_EQ_INT(swiftrcu_loader_bind(p, counted_retain, NULL, &f), SWIFTRCU_OK);
+    pthread_t readers[3], writers[2];
+    for (int i = 0; i < 3; i++)
+        pthread_create(&readers[i], NULL, loader_reader, &f);
+    for (int i = 0; i < 2; i++)
+        pthread_create(&writers[i], NULL, loader_writer, p);
+    for (int i = 0; i < 2; i++)
+        pthread_join(writers[i], NULL);
+    atomic_store(&loader_stop, 1);
+    for (int i = 0; i < 3; i++)
+        pthread_join(readers[i], NULL);
+    CHECK_EQ_INT(swiftrcu_loader_unbind(f), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
+    CHECK_EQ_INT(atomic_load(&loader_bad), 0);
+    CHECK(atomic_load(&loader_reads) > 0);
+    int once = 0;
+    for (int i = 0; i < LOADER_OBJECTS; i++)
+        once += atomic_load(&loader_objects[i].freed) == 1 && atomic_load(&loader_objects[i].refs) == 0;
+    CHECK_EQ_INT(once, LOADER_OBJECTS);
+    CHECK_EQ_INT(atomic_load(&retain_bad), 0);
+}
+
 int main(void) {
     harness_watchdog(120);
     test_version_and_errors();
@@ -526,6 +775,9 @@ int main(void) {
     test_copy_update();
     test_callbacks();
     test_concurrency();
+    test_load_retained();
+    test_loader_contract();
+    test_loader_concurrency();
     CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
     CHECK_EQ_INT(atomic_load(&wrong_context), 0);
     /* Exactly once: every destroy call was for a distinct object. */

@@ -312,6 +312,29 @@ static inline int rcushim_writer_lock_held(struct rcushim_writer_lock *l, uint64
     return (__atomic_load_n(&l->word, __ATOMIC_RELAXED) >> 1) == serial;
 }
 
+/*
+ * Bound loaders (loaders.c; used by swiftrcu_loader_bind in Sources/SwiftRCUCABI/CABI.swift):
+ * RCUSHIM_LOADERS functions that take no argument. Each can be bound to one (handle, retain,
+ * if_null) triple and then calls the bound implementation with it: a read that crosses a foreign
+ * function interface without an argument to convert, which is most of a ctypes call's cost.
+ */
+#define RCUSHIM_LOADERS 1024
+
+typedef void (*rcushim_retain_fn)(void *_Nullable object);
+typedef void *_Nullable (*rcushim_load_impl)(uintptr_t handle, rcushim_retain_fn retain,
+                                             void *_Nullable if_null);
+typedef void *_Nullable (*rcushim_loader_fn)(void);
+
+/* EXPORTED-FROM-SHIM: binds a free loader to (handle, retain, if_null), which `impl` will be
+ * called with; returns it, or NULL when all are bound. handle must not be 0. */
+rcushim_loader_fn _Nullable rcushim_loader_bind(uintptr_t handle, rcushim_retain_fn retain,
+                                                void *_Nullable if_null, rcushim_load_impl impl)
+    __attribute__((visibility("hidden")));
+
+/* EXPORTED-FROM-SHIM: unbinds a loader returned by rcushim_loader_bind; 0 on success, -1 when
+ * `loader` is not one of the loaders or is not bound. */
+int rcushim_loader_unbind(rcushim_loader_fn _Nullable loader) __attribute__((visibility("hidden")));
+
 #pragma clang assume_nonnull end
 
 #ifdef __cplusplus

@@ -12,12 +12,17 @@ Why a reader never sees a released object
 -----------------------------------------
 * ``dereference(guard)`` converts the address to an object while the guard's read-side section
   is held, so the grace period that precedes the release cannot have ended.
-* ``read()`` calls ``swiftrcu_load`` (lock, load, unlock in one call) through the PyDLL handle,
-  which keeps the GIL, and its result type takes the new reference in C before any bytecode
-  runs. The destroy callback needs the GIL, so it cannot drop the published reference in
-  between. One gap remains on Python < 3.12, where the small result wrapper's allocation may
-  start a garbage collection whose finalizers can release the GIL; while a collection runs,
-  the destroy callback therefore postpones its releases (see ``_gc_running``).
+* ``read()`` is a loader bound to the Rcu (``swiftrcu_loader_bind``): one foreign call without
+  arguments, whose retain function (``Py_IncRef``) takes the caller's reference inside the
+  read-side section, so the object cannot be released before the reader holds it. It keeps the
+  GIL (``Py_IncRef`` needs it) and needs no argument conversion, which is most of what a ctypes
+  call costs. A loader stands in ``None`` for a published NULL. Without a free loader (more than
+  SWIFTRCU_LOADERS_MAX at once in the process) ``read()`` calls ``swiftrcu_load_retained``.
+* Objects returned by ``RcuOld.value`` are converted while the GIL is held, before any bytecode
+  runs; the destroy callback needs the GIL. One gap remains on Python < 3.12, where the small
+  result wrapper's allocation may start a garbage collection whose finalizers can release the
+  GIL; while a collection runs, the destroy callback therefore postpones its releases (see
+  ``_gc_running``).
 
 Writers
 -------
@@ -149,17 +154,22 @@ def _released_error() -> RcuError:
 _api = ctypes.PyDLL(None)  # the running interpreter's C API (what ctypes.pythonapi is)
 _incref = declare(_api, "Py_IncRef", None, [ctypes.py_object])
 _decref = declare(_api, "Py_DecRef", None, [_c_void_p])
+_PY_INCREF = ctypes.cast(_api["Py_IncRef"], _c_void_p).value  # the readers' retain function
+_NONE = id(None)  # what a loader returns for a published NULL (None lives as long as Python)
 
 _new = declare(_pydll, "swiftrcu_new", _c_void_p,
                [_c_void_p, _library.DESTROY_FN, _c_void_p], _handle_check("swiftrcu_new"))
 _replace = declare(_pydll, "swiftrcu_replace", _c_int,
                    [_c_void_p, _c_void_p, ctypes.POINTER(_c_void_p)],
                    _status_check("swiftrcu_replace"))
-_load = declare(_pydll, "swiftrcu_load", Borrowed, [_c_void_p])
 _dereference = declare(_pydll, "swiftrcu_dereference", Borrowed,
                        [_c_void_p, ctypes.POINTER(GuardStruct)])
-_read_lock_dereference = declare(_pydll, "swiftrcu_read_lock_dereference", Borrowed,
-                                 [_c_void_p, ctypes.POINTER(GuardStruct)])
+# Takes a reference with Py_IncRef inside the read-side section; the result wrapper takes another
+# (a plain py_object result would crash on NULL).
+_load_retained = declare(_pydll, "swiftrcu_load_retained", Borrowed, [_c_void_p, _c_void_p])
+_loader_bind = declare(_pydll, "swiftrcu_loader_bind", _c_int,
+                       [_c_void_p, _c_void_p, _c_void_p, ctypes.POINTER(_c_void_p)])
+_loader_unbind = declare(_pydll, "swiftrcu_loader_unbind", _c_int, [_c_void_p])
 _read_unlock = declare(
     _pydll, "swiftrcu_read_unlock", _c_int, [ctypes.POINTER(GuardStruct)],
     _status_check("the guard is not this thread's innermost held read-side section: already"
@@ -174,8 +184,6 @@ _thread_register = declare(_pydll, "swiftrcu_thread_register", _c_int, [],
 # then, as the destroys it waits for need it.
 _old_defer = declare(_cdll, "swiftrcu_old_defer", _c_int, [_c_void_p],
                      _status_check("swiftrcu_old_defer"))
-_free = declare(_cdll, "swiftrcu_free", _c_int, [_c_void_p],
-                _status_check("close() waits for a grace period"))
 _old_free = declare(_cdll, "swiftrcu_old_free", _c_int, [_c_void_p],
                     _status_check("free() waits for a grace period"))
 _synchronize = declare(_cdll, "swiftrcu_synchronize", _c_int, [],
@@ -291,8 +299,9 @@ def _unpublish(address: Optional[int]) -> None:
         _decref(address)
 
 
-# Handles of collected Rcu objects, publishing NULL, for reuse by new ones: a finalizer cannot
-# wait for the grace period that swiftrcu_free needs. At most as many as were alive at once.
+# Handles of closed or collected Rcu objects, publishing NULL, for reuse by new ones (a finalizer
+# cannot wait for the grace period that swiftrcu_free needs). At most as many as were alive at
+# once.
 _pool: List[int] = []
 
 # Old handles deferred while a fork was being prepared; queued again after it.
@@ -475,6 +484,73 @@ class RcuOld(Generic[T]):
         return f"<swiftrcu.RcuOld {'released' if self._old is None else 'pending'}>"
 
 
+# --------------------------------------------------------------------------------------------
+# Readers: what Rcu.read is. Each owns its Rcu's handle for reading: the handle goes back to
+# _pool only when the reader itself is gone, so a thread that fetched rcu.read just before the
+# Rcu was closed or collected can never read another Rcu's object through a reused handle (it
+# reads None instead).
+
+_LoaderPrototype = ctypes.PYFUNCTYPE(ctypes.py_object)
+
+
+class _Loader(_LoaderPrototype):  # type: ignore[misc, valid-type]
+    """A bound loader: a zero-argument C function that returns the current object with a new
+    reference (None for None). Keeps the GIL. Bound with None as if_null, it never returns NULL
+    (which a py_object result cannot take)."""
+
+    _flags_ = _LoaderPrototype._flags_
+    _restype_ = ctypes.py_object
+    _argtypes_ = ()
+    __slots__ = ("_address", "_handle", "_recycle")
+
+    def __del__(self, _state: _State = _state) -> None:
+        if _state.exiting:
+            return
+        try:
+            _loader_unbind(self._address)
+            if self._recycle:
+                _pool.append(self._handle)
+        except Exception:
+            pass
+
+
+class _SlowReader:
+    """Rcu.read when no loader was free: one call with arguments."""
+
+    __slots__ = ("_handle", "_recycle")
+
+    def __init__(self, handle: int) -> None:
+        self._handle = handle
+        self._recycle = False
+
+    def __call__(self) -> Any:
+        try:
+            value = _load_retained(self._handle, _PY_INCREF)
+        except ValueError:  # NULL: None is published
+            return None
+        _decref(id(value))  # the reference Py_IncRef took: `value` holds one of its own
+        return value
+
+    def __del__(self, _state: _State = _state) -> None:
+        if self._recycle and not _state.exiting:
+            _pool.append(self._handle)
+
+
+def _make_reader(handle: int) -> Callable[[], Any]:
+    address = _c_void_p()
+    if _loader_bind(handle, _PY_INCREF, _NONE, ctypes.byref(address)) != OK:
+        return _SlowReader(handle)
+    loader = _Loader(address.value)
+    loader._address = address.value
+    loader._handle = handle
+    loader._recycle = False
+    return loader
+
+
+def _read_closed() -> NoReturn:
+    raise _closed_error()
+
+
 class Rcu(Generic[T]):
     """An RCU-protected reference to one Python object (the kernel's ``Rcu<P>``).
 
@@ -488,11 +564,18 @@ class Rcu(Generic[T]):
     raises RcuError (SWIFTRCU_EINVAL).
     """
 
-    __slots__ = ("_ptr", "_writer", "_writer_thread", "__weakref__")
+    __slots__ = ("_ptr", "_writer", "_writer_thread", "read", "__weakref__")
     _ptr: Optional[ctypes.c_void_p]
+
+    #: ``read()`` returns the current object: read-lock, dereference, take a reference and unlock
+    #: in one foreign call (a loader bound to this Rcu). The result is a strong reference, so it
+    #: stays valid after the call. Raises RcuError (SWIFTRCU_EINVAL) after :meth:`close`; a read
+    #: that races with close() returns the current object or None.
+    read: Callable[[], T]
 
     def __init__(self, value: T = None) -> None:  # type: ignore[assignment]
         self._ptr = None
+        self.read = _read_closed
         self._writer = threading.Lock()
         self._writer_thread = 0
         _all_rcus.add(self)
@@ -504,6 +587,7 @@ class Rcu(Generic[T]):
             _unpublish(address)
             raise
         self._ptr = _c_void_p(handle)
+        self.read = _make_reader(handle)
 
     @staticmethod
     def _fresh_handle(address: Optional[int]) -> int:
@@ -521,33 +605,6 @@ class Rcu(Generic[T]):
         return _new(address, _DESTROY, None)
 
     # -- reading
-
-    def read(self) -> T:
-        """The current object: read-lock, dereference and unlock in one call.
-
-        The result is a strong reference, so it stays valid after the call.
-        """
-        try:
-            return _load(self._ptr)
-        except ValueError:
-            if self._ptr is None:
-                raise _closed_error() from None
-            return None  # type: ignore[return-value]
-
-    def _read_guarded(self) -> T:
-        # read() for interpreters without a GIL: the reference is taken inside a section.
-        guard = GuardStruct()
-        try:
-            return _read_lock_dereference(self._ptr, guard)
-        except ValueError:
-            if not guard._thread:
-                raise RcuError(EPERM, "cannot enter a read-side section") from None
-            if self._ptr is None:
-                raise _closed_error() from None
-            return None  # type: ignore[return-value]
-        finally:
-            if guard._thread:
-                _read_unlock(guard)
 
     def dereference(self, guard: Guard) -> T:
         """The current object, read under `guard`, which must be held by this thread (the
@@ -641,8 +698,8 @@ class Rcu(Generic[T]):
             self._end_write()
 
     def close(self) -> None:
-        """Waits until readers that may hold the current object have left their sections,
-        releases it and frees the Rcu (``swiftrcu_free``).
+        """Unpublishes the current object, waits until readers that may hold it have left their
+        sections, and releases it. The Rcu is closed from the start of the wait on.
 
         Raises DeadlockError inside a read-side section (nothing changes), and RcuError
         (SWIFTRCU_EINVAL) when already closed.
@@ -652,12 +709,31 @@ class Rcu(Generic[T]):
             raise _closed_error()
         if self._writer_thread == _get_ident():
             raise DeadlockError(EDEADLK, "close() from inside this Rcu's own copy_update()")
-        _free(ptr)
-        self._ptr = None
+        if _in_read_section():
+            raise DeadlockError(EDEADLK, "close() waits for a grace period")
+        # Unpublish under the writer lock, then wait for the readers of the last object. The
+        # handle stays with the reader (publishing NULL), which recycles it when it is gone.
+        self._begin_write("close")
+        try:
+            if self._ptr is None:
+                raise _closed_error()
+            previous = _c_void_p()
+            _replace(ptr, None, ctypes.byref(previous))
+            self._ptr = None
+            reader, self.read = self.read, _read_closed
+        finally:
+            self._end_write()
+        _retire_reader(reader, ptr)
+        del reader
+        if previous.value:
+            try:
+                _old_free(previous.value)
+            except RcuError:  # not expected after the check above; release it later instead
+                _defer_old(previous.value)
 
     @property
     def closed(self) -> bool:
-        """True once close() has returned."""
+        """True once close() has been called (successfully)."""
         return self._ptr is None
 
     def __enter__(self) -> "Rcu[T]":
@@ -681,7 +757,7 @@ class Rcu(Generic[T]):
             _replace(ptr, None, ctypes.byref(previous))
             if previous.value:
                 _defer_old(previous.value)
-            _pool.append(ptr.value)
+            _retire_reader(getattr(self, "read", None), ptr)
         except Exception:
             pass
 
@@ -692,8 +768,13 @@ class Rcu(Generic[T]):
         return f"<swiftrcu.Rcu {'closed' if self._ptr is None else 'open'}>"
 
 
-if not _GIL:
-    Rcu.read = Rcu._read_guarded  # type: ignore[method-assign]
+def _retire_reader(reader: Any, ptr: ctypes.c_void_p) -> None:
+    """The Rcu is done with its handle (now publishing NULL): its reader recycles it when it is
+    gone itself; without a reader, it is recycled now."""
+    if isinstance(reader, (_Loader, _SlowReader)):
+        reader._recycle = True
+    elif ptr.value:
+        _pool.append(ptr.value)
 
 
 # --------------------------------------------------------------------------------------------
