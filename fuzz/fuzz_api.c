@@ -24,6 +24,7 @@
 #define NPTR 4
 #define NOLD 6
 #define NSTALE 8
+#define NLOADER 4
 #define NOBJ 96
 #define MAX_OPS 160
 #define MAX_GUARDS 300
@@ -659,6 +660,119 @@ static void op_load(void) {
         fail("load returned %p, expected %p", got, expected_object(t));
 }
 
+/* ---- load_retained and bound loaders ---- */
+
+static int null_stand_in; /* a loader's if_null */
+
+static atomic_int retain_calls;
+static void *retain_last;
+
+/* The retain function: checks that the object is one that no destroy has run for. */
+static void retain_fn(void *p) {
+    struct obj *o = p;
+    if (p == &null_stand_in) {
+        retain_last = p;
+        atomic_fetch_add(&retain_calls, 1);
+        return;
+    }
+    if (o < objs || o >= objs + NOBJ)
+        fail("retain got a pointer that is no object (%p)", p);
+    if (o->magic != OBJ_MAGIC || atomic_load(&o->state) == O_DESTROYED)
+        fail("retain of object %d after its destroy", o->id);
+    retain_last = p;
+    atomic_fetch_add(&retain_calls, 1);
+}
+
+/* Checks one load_retained-style result: `want` returned, and retain called once for it (none
+ * when want is NULL). */
+static void expect_retained(const char *what, void *got, void *want, int calls_before) {
+    int calls = atomic_load(&retain_calls) - calls_before;
+    if (got != want)
+        fail("%s returned %p, expected %p", what, got, want);
+    if (calls != (want != NULL))
+        fail("%s called retain %d times for %p", what, calls, want);
+    if (want != NULL && retain_last != want)
+        fail("%s retained %p, not what it returned (%p)", what, retain_last, want);
+}
+
+static void op_load_retained(void) {
+    current_op = "load_retained";
+    struct target t = pick_ptr();
+    int with_retain = byte() & 7;
+    int before = atomic_load(&retain_calls);
+    void *got = swiftrcu_load_retained((const swiftrcu_ptr *)t.h, with_retain ? retain_fn : NULL);
+    expect_retained("load_retained", got, with_retain ? expected_object(t) : NULL, before);
+}
+
+/* Loaders this input bound, with what they were bound to. */
+struct loader_var {
+    swiftrcu_loader_fn fn; /* NULL: none */
+    uintptr_t h;           /* the ptr handle it was bound to */
+    void *if_null;
+};
+
+static struct loader_var loader_vars[NLOADER];
+
+/* What a loader bound to handle h returns now. */
+static void *loader_expected(const struct loader_var *l) {
+    for (int i = 0; i < NPTR; i++)
+        if (ptrs[i].h && (uintptr_t)ptrs[i].h == l->h)
+            return ptrs[i].cur ? (void *)ptrs[i].cur : l->if_null;
+    return l->if_null; /* the ptr was freed */
+}
+
+static void op_loader(void) {
+    current_op = "loader";
+    uint8_t b = byte();
+    struct loader_var *l = &loader_vars[b % NLOADER];
+    switch ((b >> 3) & 3) {
+    case 0: { /* bind */
+        if (l->fn)
+            return;
+        struct target t = pick_ptr();
+        uint8_t c = byte();
+        swiftrcu_retain_fn retain = (c & 7) ? retain_fn : NULL;
+        void *if_null = (c & 8) ? &null_stand_in : NULL;
+        swiftrcu_loader_fn fn = (swiftrcu_loader_fn)1;
+        int want = t.kind == T_LIVE && retain ? SWIFTRCU_OK : SWIFTRCU_EINVAL;
+        EXPECT_RC(swiftrcu_loader_bind((const swiftrcu_ptr *)t.h, retain, if_null,
+                                       (c & 0x10) ? NULL : &fn),
+                  (c & 0x10) ? SWIFTRCU_EINVAL : want);
+        if ((c & 0x10) == 0 && want != SWIFTRCU_OK && fn != NULL)
+            fail("loader_bind failed but left %p in *loader_out", (void *)fn);
+        if ((c & 0x10) == 0 && want == SWIFTRCU_OK)
+            *l = (struct loader_var){.fn = fn, .h = t.h, .if_null = if_null};
+        return;
+    }
+    case 1: { /* unbind: ours, a spent one, or a function that is no loader */
+        if (l->fn) {
+            EXPECT_RC(swiftrcu_loader_unbind(l->fn), SWIFTRCU_OK);
+            EXPECT_RC(swiftrcu_loader_unbind(l->fn), SWIFTRCU_EINVAL);
+            *l = (struct loader_var){0};
+        } else {
+            EXPECT_RC(swiftrcu_loader_unbind((swiftrcu_loader_fn)(void (*)(void))swiftrcu_version),
+                      SWIFTRCU_EINVAL);
+        }
+        return;
+    }
+    default: { /* call */
+        if (!l->fn)
+            return;
+        int before = atomic_load(&retain_calls);
+        expect_retained("a bound loader", l->fn(), loader_expected(l), before);
+        return;
+    }
+    }
+}
+
+static void unbind_loaders(void) {
+    for (int i = 0; i < NLOADER; i++) {
+        if (loader_vars[i].fn)
+            EXPECT_RC(swiftrcu_loader_unbind(loader_vars[i].fn), SWIFTRCU_OK);
+        loader_vars[i] = (struct loader_var){0};
+    }
+}
+
 static void op_synchronize(void) {
     current_op = "synchronize";
     EXPECT_RC(swiftrcu_synchronize(), in_section() ? SWIFTRCU_EDEADLK : SWIFTRCU_OK);
@@ -739,7 +853,11 @@ static void run_program(int depth) {
         case 9: case 10: op_read_unlock(); break;
         case 11: op_dereference(); break;
         case 12: op_read_lock_dereference(); break;
-        case 13: op_load(); break;
+        case 13:
+            if ((op & 0xC0) == 0x40) op_load_retained();
+            else if ((op & 0xC0) == 0x80) op_loader();
+            else op_load();
+            break;
         case 14: op_synchronize(); break;
         case 15: op_barrier(); break;
         case 16: if (op & 0x80) op_deep(); else op_register(); break;
@@ -751,6 +869,7 @@ static void run_program(int depth) {
 /* Leaves no section, handle or pending destroy behind, and checks every object's fate. */
 static void cleanup(void) {
     current_op = "cleanup";
+    unbind_loaders();
     while (nguards > 0)
         unlock_innermost();
     for (int i = 0; i < NOLD; i++) {

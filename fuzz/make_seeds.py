@@ -15,6 +15,10 @@ DEEP = 0x8E  # 142 % 18 == 16 with the high bit set
 END_NESTED = 0xFF
 STALE, OTHER_KIND, MADE_UP, NULL = 0x80, 0xA0, 0xC0, 0xE0
 OBJ_DESTROY = 0x03  # new: with an object and a destroy function
+LOAD_RETAINED = 0x43  # 67 % 18 == 13, bits 0xC0 == 0x40
+LOADER = 0x8B  # 139 % 18 == 13, bits 0xC0 == 0x80; then a byte: loader % 4, action (>> 3) & 3
+BIND, UNBIND, CALL = 0x00, 0x08, 0x10  # actions; bind takes a ptr byte and a flags byte
+WITH_RETAIN, WITH_IF_NULL, NULL_OUT = 0x01, 0x08, 0x10  # bind flags
 
 SEEDS = {
     "basic": [NEW, OBJ_DESTROY, LOCK, DEREF, 0, 0, UNLOCK, 0, REPLACE, 0, 1, OLD_OBJECT, 0,
@@ -41,6 +45,12 @@ SEEDS = {
     "lock_dereference": [NEW, OBJ_DESTROY, NEW, 0x00, LOCK_DEREF, 0, 0, LOCK_DEREF, 1, 1,
                          LOCK_DEREF, NULL, 0, UNLOCK, 0, UNLOCK, 0, REGISTER, 1, REGISTER, 0,
                          LOAD, 1, REPLACE, 1, 1, OLD_DEFER, 0, BARRIER],
+    "loaders": [NEW, OBJ_DESTROY, LOAD_RETAINED, 0, 1, LOAD_RETAINED, 0, 0,
+                LOADER, BIND | 0, 0, WITH_RETAIN | WITH_IF_NULL, LOADER, CALL | 0, LOCK,
+                LOADER, CALL | 0, REPLACE, 0, 1, UNLOCK, 0, LOADER, CALL | 0, OLD_FREE, 0,
+                LOADER, BIND | 1, 0, WITH_RETAIN, LOADER, CALL | 1, FREE, 0, LOADER, CALL | 0,
+                LOADER, CALL | 1, LOADER, UNBIND | 0, LOADER, UNBIND | 0, LOADER, BIND | 2, STALE,
+                WITH_RETAIN, LOADER, BIND | 2, 0, NULL_OUT, LOADER, BIND | 3, 0, 0, BARRIER],
 }
 
 
