@@ -704,6 +704,34 @@ static void op_load_retained(void) {
     expect_retained("load_retained", got, with_retain ? expected_object(t) : NULL, before);
 }
 
+static const void *section_seen;
+static int section_calls;
+
+static void section_fn(const void *object, void *context) {
+    const struct obj *o = object;
+    if (context != &section_calls)
+        fail("read_section passed the wrong context");
+    if (o != NULL && (o->magic != OBJ_MAGIC || atomic_load(&o->state) == O_DESTROYED))
+        fail("read_section passed object %d after its destroy", o->id);
+    section_seen = object;
+    section_calls++;
+}
+
+static void op_read_section(void) {
+    current_op = "read_section";
+    struct target t = pick_ptr();
+    int with_fn = byte() & 7;
+    int before = section_calls;
+    section_seen = NULL;
+    int want = with_fn && t.kind == T_LIVE ? SWIFTRCU_OK : SWIFTRCU_EINVAL;
+    EXPECT_RC(swiftrcu_read_section((const swiftrcu_ptr *)t.h, with_fn ? section_fn : NULL, &section_calls),
+              want);
+    if (section_calls - before != (want == SWIFTRCU_OK))
+        fail("read_section called fn %d times", section_calls - before);
+    if (want == SWIFTRCU_OK && section_seen != expected_object(t))
+        fail("read_section passed %p, expected %p", section_seen, expected_object(t));
+}
+
 /* Loaders this input bound, with what they were bound to. */
 struct loader_var {
     swiftrcu_loader_fn fn; /* NULL: none */
@@ -856,6 +884,7 @@ static void run_program(int depth) {
         case 13:
             if ((op & 0xC0) == 0x40) op_load_retained();
             else if ((op & 0xC0) == 0x80) op_loader();
+            else if ((op & 0xC0) == 0xC0) op_read_section();
             else op_load();
             break;
         case 14: op_synchronize(); break;

@@ -19,6 +19,7 @@ LOAD_RETAINED = 0x43  # 67 % 18 == 13, bits 0xC0 == 0x40
 LOADER = 0x8B  # 139 % 18 == 13, bits 0xC0 == 0x80; then a byte: loader % 4, action (>> 3) & 3
 BIND, UNBIND, CALL = 0x00, 0x08, 0x10  # actions; bind takes a ptr byte and a flags byte
 WITH_RETAIN, WITH_IF_NULL, NULL_OUT = 0x01, 0x08, 0x10  # bind flags
+READ_SECTION = 0xC1  # 193 % 18 == 13, bits 0xC0 == 0xC0; then a ptr byte and a byte (& 7: with fn)
 
 SEEDS = {
     "basic": [NEW, OBJ_DESTROY, LOCK, DEREF, 0, 0, UNLOCK, 0, REPLACE, 0, 1, OLD_OBJECT, 0,
@@ -51,6 +52,10 @@ SEEDS = {
                 LOADER, BIND | 1, 0, WITH_RETAIN, LOADER, CALL | 1, FREE, 0, LOADER, CALL | 0,
                 LOADER, CALL | 1, LOADER, UNBIND | 0, LOADER, UNBIND | 0, LOADER, BIND | 2, STALE,
                 WITH_RETAIN, LOADER, BIND | 2, 0, NULL_OUT, LOADER, BIND | 3, 0, 0, BARRIER],
+    "read_section": [NEW, OBJ_DESTROY, NEW, 0x00, READ_SECTION, 0, 1, READ_SECTION, 1, 1,
+                     READ_SECTION, 0, 0, LOCK, READ_SECTION, 0, 1, UNLOCK, 0, READ_SECTION, STALE,
+                     1, REPLACE, 0, 1, READ_SECTION, 0, 1, OLD_DEFER, 0, FREE, 0,
+                     READ_SECTION, STALE, 1, READ_SECTION, OTHER_KIND, 1, BARRIER],
 }
 
 

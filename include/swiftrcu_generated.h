@@ -446,6 +446,15 @@ SWIFT_EXTERN swiftrcu_guard swiftrcu_read_lock(void) SWIFT_NOEXCEPT SWIFT_WARN_U
 /// zeroed and NULL is returned.
 SWIFT_EXTERN void * _Nullable swiftrcu_read_lock_dereference(swiftrcu_const_ptr_ref _Nullable ptr, swiftrcu_guard * _Nullable guard_out) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// Runs <code>fn(object, context)</code> inside a read-side critical section, object being what ptr
+/// publishes (may be NULL): a whole read section in one call, with the object usable until fn
+/// returns. fn must return normally (no longjmp out of it); the rules of a section hold inside it
+/// (grace-period waits return SWIFTRCU_EDEADLK; sections may nest).
+/// Returns SWIFTRCU_OK once fn has run; SWIFTRCU_EINVAL, fn not called, for a NULL fn or a NULL,
+/// stale or wrong-kind ptr; SWIFTRCU_EPERM, fn not called, when no section can be entered (the
+/// thread is exiting). Never blocks, writes no shared memory (other than what fn writes).
+SWIFT_EXTERN int swiftrcu_read_section(swiftrcu_const_ptr_ref _Nullable ptr, swiftrcu_read_fn _Nullable fn, void * _Nullable context) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// Leaves the read-side critical section of guard, which must be the calling thread’s innermost
 /// held guard; on success the guard is spent (zeroed).
 /// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for NULL; SWIFTRCU_EPERM, changing nothing, for any other

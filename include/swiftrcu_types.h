@@ -68,6 +68,10 @@ typedef void (*swiftrcu_destroy_fn)(void *object, void *context);
  *  `current` itself publishes nothing. */
 typedef void *(*swiftrcu_update_fn)(const void *current, void *context);
 
+/** Reads an object inside the read-side critical section of swiftrcu_read_section():
+ *  `fn(object, context)`. The object (may be NULL) is usable until fn returns. */
+typedef void (*swiftrcu_read_fn)(const void *object, void *context);
+
 /** Takes a reference of the caller's to an object, for swiftrcu_load_retained() and bound loaders:
  *  `retain(object)`. Runs inside a read-side critical section: it must not wait for a grace period. */
 typedef void (*swiftrcu_retain_fn)(void *object);

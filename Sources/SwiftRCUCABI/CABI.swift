@@ -263,6 +263,46 @@ private func loadSlow(_ ptr: swiftrcu_const_ptr_ref?) -> UnsafeMutableRawPointer
     ReadSide.withInternalSection { publishedObject(UInt(bitPattern: ptr)) } ?? nil
 }
 
+/// Runs `fn(object, context)` inside a read-side critical section, object being what ptr
+/// publishes (may be NULL): a whole read section in one call, with the object usable until fn
+/// returns. fn must return normally (no longjmp out of it); the rules of a section hold inside it
+/// (grace-period waits return SWIFTRCU_EDEADLK; sections may nest).
+///
+/// Returns SWIFTRCU_OK once fn has run; SWIFTRCU_EINVAL, fn not called, for a NULL fn or a NULL,
+/// stale or wrong-kind ptr; SWIFTRCU_EPERM, fn not called, when no section can be entered (the
+/// thread is exiting). Never blocks, writes no shared memory (other than what fn writes).
+@c(swiftrcu_read_section)
+public func swiftrcu_read_section(
+    _ ptr: swiftrcu_const_ptr_ref?, _ fn: swiftrcu_read_fn?, _ context: UnsafeMutableRawPointer?
+) -> CInt {
+    guard let fn else { return status(.invalidArgument) }
+    let t = rcushim_self()
+    guard _fastPath(rcushim_is_ready(t) != 0) else { return readSectionSlow(ptr, fn, context) }
+    rcushim_read_lock(t)
+    let rc = runReadSection(UInt(bitPattern: ptr), fn, context)
+    if _slowPath(rcushim_read_leave(t) != 0) { rcushim_wake_writer() }
+    return rc
+}
+
+/// The body of swiftrcu_read_section; call inside a read section.
+@inline(__always)
+private func runReadSection(
+    _ handle: UInt, _ fn: swiftrcu_read_fn, _ context: UnsafeMutableRawPointer?
+) -> CInt {
+    // A NULL ptr is 0, which no live handle is: the lookup refuses it.
+    guard let slot = HandleTable.lookup(handle, .ptr) else { return status(.invalidArgument) }
+    // Ordering: acquire, as in publishedObject.
+    fn(UnsafeRawPointer(bitPattern: slot.pointee.word1.load(ordering: .acquiring)), context)
+    return 0
+}
+
+@inline(never)
+private func readSectionSlow(
+    _ ptr: swiftrcu_const_ptr_ref?, _ fn: swiftrcu_read_fn, _ context: UnsafeMutableRawPointer?
+) -> CInt {
+    ReadSide.withInternalSection { runReadSection(UInt(bitPattern: ptr), fn, context) } ?? status(.notPermitted)
+}
+
 /// Returns the object ptr publishes now after calling `retain(object)` on it inside a read-side
 /// critical section (for a non-NULL object), so the caller holds a reference of its own when the
 /// section has ended: swiftrcu_load for reference-counted objects, which stays safe however the

@@ -516,6 +516,109 @@ static void test_concurrency(void) {
     CHECK_EQ_INT(once, STRESS_OBJECTS);
 }
 
+/* ---- swiftrcu_read_section ---- */
+
+struct section_probe {
+    const void *seen;
+    void *context_seen;
+    int calls;
+    int sync_rc;       /* swiftrcu_synchronize() inside fn */
+    int nested_ok;     /* a nested read lock / dereference / unlock inside fn worked */
+    swiftrcu_ptr *ptr; /* for the nested dereference */
+};
+
+static void section_fn(const void *object, void *context) {
+    struct section_probe *p = context;
+    p->seen = object;
+    p->context_seen = context;
+    p->calls++;
+    p->sync_rc = swiftrcu_synchronize();
+    swiftrcu_guard g = swiftrcu_read_lock();
+    p->nested_ok = swiftrcu_dereference(p->ptr, &g) == object && swiftrcu_read_unlock(&g) == SWIFTRCU_OK;
+}
+
+/* A writer that replaces and frees while the reader is inside its section. */
+struct section_writer {
+    swiftrcu_ptr *ptr;
+    struct object *next;
+    atomic_int go;
+    atomic_int done;
+};
+
+static void *section_writer_main(void *arg) {
+    struct section_writer *w = arg;
+    while (!atomic_load(&w->go))
+        usleep(100);
+    swiftrcu_old *old = NULL;
+    if (swiftrcu_replace(w->ptr, w->next, &old) == SWIFTRCU_OK)
+        swiftrcu_old_free(old);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+struct section_hold {
+    struct section_writer *w;
+    int still_live;     /* the object was not destroyed while fn held it */
+    int writer_waited;  /* the writer's old_free had not returned when fn ended */
+};
+
+static void section_hold_fn(const void *object, void *context) {
+    struct section_hold *h = context;
+    atomic_store(&h->w->go, 1);
+    usleep(100 * 1000);
+    h->still_live = object != NULL && ((const struct object *)object)->magic == LIVE;
+    h->writer_waited = !atomic_load(&h->w->done);
+}
+
+static void test_read_section(void) {
+    struct object *a = make_object();
+    swiftrcu_ptr *p = new_ptr(a);
+    struct section_probe probe = {.ptr = p};
+    CHECK_EQ_INT(swiftrcu_read_section(p, NULL, &probe), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(swiftrcu_read_section(NULL, section_fn, &probe), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(probe.calls, 0);
+    CHECK_EQ_INT(swiftrcu_read_section(p, section_fn, &probe), SWIFTRCU_OK);
+    CHECK_EQ_INT(probe.calls, 1);
+    CHECK(probe.seen == a);
+    CHECK(probe.context_seen == &probe);
+    CHECK_EQ_INT(probe.sync_rc, SWIFTRCU_EDEADLK);
+    CHECK(probe.nested_ok);
+    /* The section has ended: a grace period can complete again. */
+    CHECK_EQ_INT(swiftrcu_synchronize(), SWIFTRCU_OK);
+    /* A published NULL is passed on. */
+    swiftrcu_old *old = NULL;
+    CHECK_EQ_INT(swiftrcu_replace(p, NULL, &old), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_read_section(p, section_fn, &probe), SWIFTRCU_OK);
+    CHECK(probe.seen == NULL);
+    CHECK_EQ_INT(swiftrcu_old_free(old), SWIFTRCU_OK);
+    CHECK_EQ_INT(times_destroyed(a), 1);
+    /* The wrong kind of handle, and a stale one: refused, fn not called. */
+    struct object *b = make_object();
+    CHECK_EQ_INT(swiftrcu_replace(p, b, &old), SWIFTRCU_OK);
+    CHECK(old == NULL);
+    swiftrcu_ptr *q = new_ptr(make_object());
+    swiftrcu_old *qold = NULL;
+    CHECK_EQ_INT(swiftrcu_replace(q, NULL, &qold), SWIFTRCU_OK);
+    int calls = probe.calls;
+    CHECK_EQ_INT(swiftrcu_read_section((swiftrcu_const_ptr_ref)(const void *)qold, section_fn, &probe),
+                 SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(swiftrcu_old_free(qold), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_free(q), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_read_section(q, section_fn, &probe), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(probe.calls, calls);
+    /* The section holds back the grace period of a writer on another thread until fn returns. */
+    struct section_writer w = {.ptr = p, .next = make_object()};
+    struct section_hold hold = {.w = &w};
+    pthread_t th;
+    CHECK_EQ_INT(pthread_create(&th, NULL, section_writer_main, &w), 0);
+    CHECK_EQ_INT(swiftrcu_read_section(p, section_hold_fn, &hold), SWIFTRCU_OK);
+    pthread_join(th, NULL);
+    CHECK(hold.still_live);
+    CHECK(hold.writer_waited);
+    CHECK_EQ_INT(times_destroyed(b), 1);
+    CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
+}
+
 /* ---- swiftrcu_load_retained and bound loaders, over reference-counted objects ---- */
 
 struct counted {
@@ -775,6 +878,7 @@ int main(void) {
     test_copy_update();
     test_callbacks();
     test_concurrency();
+    test_read_section();
     test_load_retained();
     test_loader_contract();
     test_loader_concurrency();
