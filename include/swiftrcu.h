@@ -14,6 +14,14 @@
  *   swiftrcu_old_defer() does the same asynchronously. Grace periods come from liburcu (memb
  *   flavour).
  *
+ * FEWER CALLS PER READ
+ *   swiftrcu_read_section(ptr, fn, context) runs fn on the current object inside a section (one
+ *   call); swiftrcu_read_lock_dereference() enters and dereferences in one call. For objects with
+ *   a reference count, swiftrcu_load_retained(ptr, retain) returns the object after calling
+ *   retain on it inside the section, and a loader from swiftrcu_loader_bind() does the same with
+ *   no arguments (for foreign function interfaces such as Python's ctypes). swiftrcu_load()
+ *   returns the object after the section has ended: only for objects kept alive by other means.
+ *
  * OWNERSHIP
  *   - The library owns every published object from swiftrcu_new() / replace / copy_update on, and
  *     destroys each non-NULL one exactly once with the pointer's destroy function.
