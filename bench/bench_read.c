@@ -1,8 +1,10 @@
 /*
  * bench_read.c - SwiftRCU's C benchmark: read sections through the C ABI next to liburcu (memb,
  * inline and exported), pthread_rwlock, pthread_mutex, an atomic refcount and a plain load, all in
- * one process and run, with the same loop shape and a fixed op count; plus writer latency and
- * deferred-update throughput against liburcu.
+ * one process and run, with the same loop shape and a fixed op count; readers under a writer (two
+ * readers and a writer sharing the CPUs; one reader and the writer on CPUs of their own; two
+ * readers under a deferring writer); plus writer latency and deferred-update throughput against
+ * liburcu.
  *
  *   bench_read [--ops N] [--reps R] [--lat-ops L] [--defer-ops D] [--only a,b] [--json FILE]
  *       runs every measurement R times (interleaved: each repetition measures every variant once)
@@ -15,7 +17,9 @@
  * Each read section is: enter + load the pointer + read one field + leave. The objects read are
  * never freed (the read pointers have no destroy function; writers rotate two static objects and
  * rewrite one only after a grace period), so the field read that follows swiftrcu_load's already
- * ended section never touches freed memory.
+ * ended section never touches freed memory. The one exception is the deferring-writer scenario:
+ * there the readers read heap objects that are freed after a grace period, so it runs only the
+ * variants that read the field inside the section (not swiftrcu_load).
  */
 #define _GNU_SOURCE
 #define _LGPL_SOURCE 1
@@ -68,7 +72,8 @@ static inline uint64_t now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 static struct bench_obj ring_swiftrcu[2], ring_urcu[2], ring_rwlock[2], ring_mutex[2];
 static struct bench_obj obj_refcount, obj_plain;
 
-static swiftrcu_ptr *sptr ALIGNED;                 /* C ABI variants (no destroy function) */
+static swiftrcu_ptr *sptr ALIGNED;                 /* C ABI variants (no destroy function; heap_sptr
+                                                    * during a deferring-writer run) */
 struct bench_obj *bench_urcu_ptr ALIGNED;          /* liburcu inline and exported */
 static struct bench_obj *rwlock_ptr ALIGNED;
 static struct bench_obj *mutex_ptr ALIGNED;
@@ -213,23 +218,72 @@ static void writer_mutex(uint64_t k) {
     pthread_mutex_unlock(&mutex);
 }
 
+/* ---- Objects freed after a grace period (writer latency, deferred updates, deferring writer). ---- */
+
+struct defer_obj {
+    struct bench_obj o;
+    struct rcu_head head;
+};
+
+static void destroy_free(void *object, void *context) {
+    (void)context;
+    free(object);
+}
+
+static void urcu_free_cb(struct rcu_head *head) {
+    free(caa_container_of(head, struct defer_obj, head));
+}
+
+/* On a cache line of its own, like the static objects the other runs read. */
+static struct defer_obj *new_line_obj(uint64_t value) {
+    struct defer_obj *o = aligned_alloc(BENCH_CACHELINE, sizeof *o);
+    if (!o) die("aligned_alloc", ENOMEM);
+    o->o.value = value;
+    return o;
+}
+
+/* ---- Deferring writers: publish a fresh object per update and hand the old one to a call_rcu
+ *      thread, which frees it after a grace period; the writer never waits for one. The readers'
+ *      pointer is switched to heap objects for these runs (run_deferring). ---- */
+
+static swiftrcu_ptr *heap_sptr; /* destroy = free; read through sptr during a deferring run */
+
+static void writer_swiftrcu_defer(uint64_t k) {
+    swiftrcu_old *old;
+    CHECK_RCU(swiftrcu_replace(heap_sptr, new_line_obj(k), &old));
+    CHECK_RCU(swiftrcu_old_defer(old)); /* destroy_free after a grace period */
+}
+
+static void writer_urcu_defer(uint64_t k) {
+    struct defer_obj *o = new_line_obj(k);
+    struct bench_obj *old = rcu_xchg_pointer(&bench_urcu_ptr, &o->o);
+    urcu_memb_call_rcu(&caa_container_of(old, struct defer_obj, o)->head, urcu_free_cb);
+}
+
 struct variant {
     const char *name;
     uint64_t (*loop)(uint64_t n);
-    void (*writer)(uint64_t k); /* NULL: no writer scenario */
+    void (*writer)(uint64_t k);       /* NULL: no writer scenarios */
+    int own_cpus;                     /* also runs 1 reader + 1 writer on CPUs of their own */
+    void (*defer_writer)(uint64_t k); /* NULL: no deferring-writer scenario */
 };
 
+/* The 1 reader + 1 writer runs are limited to the variants of the deferring-writer runs, to bound
+ * the run time; the lock variants would not finish anyway: a writer on a CPU of its own holds the
+ * lock nearly all the time, and a lone pthread_rwlock reader got through at about 30K reads/s.
+ * swiftrcu_load has no deferring-writer run: its field read follows the end of its section, so it
+ * could read a freed object there. */
 static const struct variant variants[] = {
-    {"swiftrcu_trio", loop_swiftrcu_trio, writer_swiftrcu},
-    {"swiftrcu_lock_deref", loop_swiftrcu_lock_deref, writer_swiftrcu},
-    {"swiftrcu_load", loop_swiftrcu_load, writer_swiftrcu},
-    {"urcu_inline", loop_urcu_inline, writer_urcu},
-    {"urcu_exported", bench_loop_urcu_exported, writer_urcu},
-    {"rwlock", loop_rwlock, writer_rwlock},
-    {"mutex", loop_mutex, writer_mutex},
-    {"refcount", loop_refcount, NULL},
-    {"plain", loop_plain, NULL},
-    {"call_floor", loop_call_floor, NULL},
+    {"swiftrcu_trio", loop_swiftrcu_trio, writer_swiftrcu, 1, writer_swiftrcu_defer},
+    {"swiftrcu_lock_deref", loop_swiftrcu_lock_deref, writer_swiftrcu, 1, writer_swiftrcu_defer},
+    {"swiftrcu_load", loop_swiftrcu_load, writer_swiftrcu, 0, NULL},
+    {"urcu_inline", loop_urcu_inline, writer_urcu, 1, writer_urcu_defer},
+    {"urcu_exported", bench_loop_urcu_exported, writer_urcu, 1, writer_urcu_defer},
+    {"rwlock", loop_rwlock, writer_rwlock, 0, NULL},
+    {"mutex", loop_mutex, writer_mutex, 0, NULL},
+    {"refcount", loop_refcount, NULL, 0, NULL},
+    {"plain", loop_plain, NULL, 0, NULL},
+    {"call_floor", loop_call_floor, NULL, 0, NULL},
 };
 #define NVARIANTS (sizeof variants / sizeof variants[0])
 
@@ -261,6 +315,7 @@ static void setup(void) {
 
 struct run_shared {
     const struct variant *v;
+    void (*writer)(uint64_t k);
     uint64_t ops, warm;
     pthread_barrier_t start;
     int stop; /* set (atomically) when the readers are done */
@@ -302,24 +357,27 @@ static void *writer_main(void *p) {
     pthread_barrier_wait(&c->s->start);
     uint64_t k = 0;
     c->t0 = now_ns();
-    while (!__atomic_load_n(&c->s->stop, __ATOMIC_RELAXED)) c->s->v->writer(++k);
+    while (!__atomic_load_n(&c->s->stop, __ATOMIC_RELAXED)) c->s->writer(++k);
     c->t1 = now_ns();
     c->updates = k;
     thread_leave();
     return NULL;
 }
 
-/* Runs `nreaders` readers of `ops` sections each (and a writer if asked); returns the readers'
- * aggregate sections per second and, with a writer, its updates per second. *cpu_share gets the
- * readers' CPU time over their wall time (below 1: they waited for a CPU). */
-static double run_readers(const struct variant *v, int nreaders, uint64_t ops, int with_writer,
-                          double *writer_rate, double *cpu_share) {
-    struct run_shared s = {.v = v, .ops = ops, .warm = ops / 20 < 200000 ? ops / 20 : 200000};
+/* Runs `nreaders` readers of `ops` sections each (and `writer`, if not NULL, back to back until
+ * they are done); returns the readers' aggregate sections per second and, with a writer, its
+ * updates per second. *cpu_share gets the readers' CPU time over their wall time (below 1: they
+ * waited for a CPU). pin_writer puts the writer on the CPU after the readers' (the caller checks
+ * that there is one); otherwise it is left free. */
+static double run_readers(const struct variant *v, int nreaders, uint64_t ops, void (*writer)(uint64_t k),
+                          int pin_writer, double *writer_rate, double *cpu_share) {
+    struct run_shared s = {.v = v, .writer = writer, .ops = ops, .warm = ops / 20 < 200000 ? ops / 20 : 200000};
     struct reader_ctx r[MAX_THREADS] = {0};
     struct writer_ctx w = {.s = &s};
+    int with_writer = writer != NULL;
     CHECK_ERRNO(pthread_barrier_init(&s.start, NULL, (unsigned)(nreaders + (with_writer ? 1 : 0))));
     /* Readers get a CPU each when there are enough, so the scheduler cannot stack two of them
-     * on one CPU for part of a run (the writer, if any, is left free). */
+     * on one CPU for part of a run (the writer, if any, is left free unless pin_writer). */
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     for (int i = 0; i < nreaders; i++) {
         r[i].s = &s;
@@ -334,7 +392,18 @@ static double run_readers(const struct variant *v, int nreaders, uint64_t ops, i
         CHECK_ERRNO(pthread_create(&r[i].th, &attr, reader_main, &r[i]));
         pthread_attr_destroy(&attr);
     }
-    if (with_writer) CHECK_ERRNO(pthread_create(&w.th, NULL, writer_main, &w));
+    if (with_writer) {
+        pthread_attr_t attr;
+        CHECK_ERRNO(pthread_attr_init(&attr));
+        if (pin_writer) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(nreaders, &set);
+            CHECK_ERRNO(pthread_attr_setaffinity_np(&attr, sizeof set, &set));
+        }
+        CHECK_ERRNO(pthread_create(&w.th, &attr, writer_main, &w));
+        pthread_attr_destroy(&attr);
+    }
     uint64_t t0 = UINT64_MAX, t1 = 0, cpu = 0, wall = 0;
     for (int i = 0; i < nreaders; i++) {
         CHECK_ERRNO(pthread_join(r[i].th, NULL));
@@ -354,24 +423,34 @@ static double run_readers(const struct variant *v, int nreaders, uint64_t ops, i
     return (double)ops * nreaders * 1e9 / (double)(t1 - t0);
 }
 
-/* ---- Writer latency (synchronous free) and deferred-update throughput. ---- */
+/* Two readers under the variant's deferring writer. The readers' pointer is switched to heap
+ * objects before the threads start and back after they are joined; the barrier that waits for
+ * the pending frees comes after the readers' timing, so nothing piles up into the next run. */
+static double run_deferring(const struct variant *v, uint64_t ops, double *writer_rate, double *cpu_share) {
+    int swift = v->defer_writer == writer_swiftrcu_defer;
+    swiftrcu_ptr *ring_sptr = sptr;
+    struct bench_obj *ring_obj = bench_urcu_ptr;
+    if (swift)
+        sptr = heap_sptr;
+    else
+        rcu_assign_pointer(bench_urcu_ptr, &new_line_obj(1)->o);
+    double rate = run_readers(v, 2, ops, v->defer_writer, 0, writer_rate, cpu_share);
+    if (swift) {
+        CHECK_RCU(swiftrcu_barrier());
+        sptr = ring_sptr;
+    } else {
+        urcu_memb_barrier();
+        struct bench_obj *last = bench_urcu_ptr;
+        rcu_assign_pointer(bench_urcu_ptr, ring_obj);
+        free(caa_container_of(last, struct defer_obj, o)); /* no reader thread is left */
+    }
+    return rate;
+}
 
-struct defer_obj {
-    struct bench_obj o;
-    struct rcu_head head;
-};
+/* ---- Writer latency (synchronous free) and deferred-update throughput. ---- */
 
 static swiftrcu_ptr *lat_sptr, *defer_sptr;
 static struct defer_obj *lat_urcu_ptr, *defer_urcu_ptr;
-
-static void destroy_free(void *object, void *context) {
-    (void)context;
-    free(object);
-}
-
-static void urcu_free_cb(struct rcu_head *head) {
-    free(caa_container_of(head, struct defer_obj, head));
-}
 
 static struct defer_obj *new_obj(uint64_t value) {
     struct defer_obj *o = malloc(sizeof *o);
@@ -490,7 +569,10 @@ static int count_mode(const char *name, uint64_t k) {
 
 static double results_t1[NVARIANTS][MAX_REPS], results_t2[NVARIANTS][MAX_REPS];
 static double results_wr[NVARIANTS][MAX_REPS], results_wu[NVARIANTS][MAX_REPS];
+static double results_or[NVARIANTS][MAX_REPS], results_ou[NVARIANTS][MAX_REPS]; /* own CPUs */
+static double results_dr[NVARIANTS][MAX_REPS], results_du[NVARIANTS][MAX_REPS]; /* deferring writer */
 static double share_t1[NVARIANTS][MAX_REPS], share_t2[NVARIANTS][MAX_REPS], share_wr[NVARIANTS][MAX_REPS];
+static double share_or[NVARIANTS][MAX_REPS], share_dr[NVARIANTS][MAX_REPS];
 static double lat_med[2][MAX_REPS], lat_p99[2][MAX_REPS], defer_rate[2][MAX_REPS];
 
 int main(int argc, char **argv) {
@@ -537,11 +619,17 @@ int main(int argc, char **argv) {
         }
     }
 
+    /* 1 reader + 1 writer on CPUs of their own: needs two CPUs. */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int own_cpus = ncpu >= 2;
+    if (!own_cpus) fprintf(stderr, "bench_read: %ld CPU: the 1 reader + 1 writer (own CPUs) runs are skipped\n", ncpu);
+
     thread_enter();
     setup();
     lat_sptr = swiftrcu_new(new_obj(0), destroy_free, NULL);
     defer_sptr = swiftrcu_new(new_obj(0), destroy_free, NULL);
-    if (!lat_sptr || !defer_sptr) die("swiftrcu_new", SWIFTRCU_ENOMEM);
+    heap_sptr = swiftrcu_new(new_line_obj(1), destroy_free, NULL);
+    if (!lat_sptr || !defer_sptr || !heap_sptr) die("swiftrcu_new", SWIFTRCU_ENOMEM);
     lat_urcu_ptr = new_obj(0);
     defer_urcu_ptr = new_obj(0);
     uint64_t *samples = malloc(lat_ops * sizeof *samples);
@@ -552,13 +640,20 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_read: repetition %d/%d\n", rep + 1, reps);
         for (size_t v = 0; v < NVARIANTS; v++)
             if (selected[v])
-                results_t1[v][rep] = 1e9 / run_readers(&variants[v], 1, ops, 0, NULL, &share_t1[v][rep]);
+                results_t1[v][rep] = 1e9 / run_readers(&variants[v], 1, ops, NULL, 0, NULL, &share_t1[v][rep]);
         for (size_t v = 0; v < NVARIANTS; v++)
-            if (selected[v]) results_t2[v][rep] = run_readers(&variants[v], 2, ops, 0, NULL, &share_t2[v][rep]);
+            if (selected[v]) results_t2[v][rep] = run_readers(&variants[v], 2, ops, NULL, 0, NULL, &share_t2[v][rep]);
         for (size_t v = 0; v < NVARIANTS; v++)
             if (selected[v] && variants[v].writer)
-                results_wr[v][rep] =
-                    run_readers(&variants[v], 2, ops, 1, &results_wu[v][rep], &share_wr[v][rep]);
+                results_wr[v][rep] = run_readers(&variants[v], 2, ops, variants[v].writer, 0, &results_wu[v][rep],
+                                                 &share_wr[v][rep]);
+        for (size_t v = 0; v < NVARIANTS; v++)
+            if (own_cpus && selected[v] && variants[v].own_cpus)
+                results_or[v][rep] = run_readers(&variants[v], 1, ops, variants[v].writer, 1, &results_ou[v][rep],
+                                                 &share_or[v][rep]);
+        for (size_t v = 0; v < NVARIANTS; v++)
+            if (selected[v] && variants[v].defer_writer)
+                results_dr[v][rep] = run_deferring(&variants[v], ops, &results_du[v][rep], &share_dr[v][rep]);
 
         pthread_t idle;
         idle_state = 0;
@@ -587,6 +682,7 @@ int main(int argc, char **argv) {
     fprintf(f, "  \"swiftrcu_version\": \"%s\",\n", swiftrcu_version());
     fprintf(f, "  \"has_sys_membarrier\": %d,\n", urcu_memb_has_sys_membarrier);
     fprintf(f, "  \"compiler\": \"%s\",\n", __VERSION__);
+    fprintf(f, "  \"nproc\": %ld,\n  \"own_cpus_run\": %d,\n", ncpu, own_cpus);
     fprintf(f, "  \"config\": {\"ops\": %llu, \"reps\": %d, \"lat_ops\": %llu, \"defer_ops\": %llu},\n",
             (unsigned long long)ops, reps, (unsigned long long)lat_ops, (unsigned long long)defer_ops);
     fprintf(f, "  \"read\": {\n");
@@ -609,6 +705,22 @@ int main(int argc, char **argv) {
             json_series(f, share_wr[v], reps);
             fprintf(f, ", \"writer_updates_per_s\": ");
             json_series(f, results_wu[v], reps);
+            if (own_cpus && variants[v].own_cpus) {
+                fprintf(f, ", \"own_cpus_reads_per_s\": ");
+                json_series(f, results_or[v], reps);
+                fprintf(f, ", \"own_cpus_cpu_share\": ");
+                json_series(f, share_or[v], reps);
+                fprintf(f, ", \"own_cpus_updates_per_s\": ");
+                json_series(f, results_ou[v], reps);
+            }
+        }
+        if (variants[v].defer_writer) {
+            fprintf(f, ", \"defer_reads_per_s\": ");
+            json_series(f, results_dr[v], reps);
+            fprintf(f, ", \"defer_cpu_share\": ");
+            json_series(f, share_dr[v], reps);
+            fprintf(f, ", \"defer_updates_per_s\": ");
+            json_series(f, results_du[v], reps);
         }
         fputc('}', f);
     }
@@ -632,6 +744,7 @@ int main(int argc, char **argv) {
 
     CHECK_RCU(swiftrcu_free(lat_sptr));
     CHECK_RCU(swiftrcu_free(defer_sptr));
+    CHECK_RCU(swiftrcu_free(heap_sptr));
     CHECK_RCU(swiftrcu_free(sptr));
     free(lat_urcu_ptr);
     free(defer_urcu_ptr);

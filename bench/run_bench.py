@@ -51,6 +51,12 @@ WRITER_LABELS = {  # the writer each reader variant runs against
     "rwlock": "pthread_rwlock wrlock + store + unlock",
     "mutex": "pthread_mutex lock + store + unlock",
 }
+DEFER_WRITER_LABELS = {  # the deferring writer each reader variant runs against
+    "swiftrcu_trio": "SwiftRCU replace + old_defer (readers: trio)",
+    "swiftrcu_lock_deref": "SwiftRCU replace + old_defer (readers: read_lock_dereference)",
+    "urcu_inline": "liburcu xchg + call_rcu (readers: inline) [reference]",
+    "urcu_exported": "liburcu xchg + call_rcu (readers: exported) [reference]",
+}
 SWIFT_LABELS = {
     "swift_api": "Swift API: readLock + dereference { } + unlock",
     "swift_api_scoped": "Swift API: withReadLock { dereference { } }",
@@ -278,6 +284,7 @@ def build_rows(c, swift, py, cg):
         rows.append(make_row(g, v, WRITER_LABELS.get(v, v), [x / 1e3 for x in wu[v]], "k updates/s", "higher",
                              ref({k: [x / 1e3 for x in s] for k, s in wu.items()}, "urcu_inline"),
                              ref({k: [x / 1e3 for x in s] for k, s in wu.items()}, "urcu_exported")))
+    rows += writer_scenario_rows(read, order, t1, t2)
 
     lat = c["latency"]
     lat_ref_med = median(series(lat["urcu"], "median_ns"))
@@ -324,6 +331,47 @@ def build_rows(c, swift, py, cg):
             r = per_rep(pt1["py_read"], pt1["py_ctypes_trivial"], lambda a, b: a / b)
             rows.append(make_row(g, "py_read_over_ctypes", "Python: Rcu.read() / one trivial ctypes call",
                                  r, "x", "lower"))
+    return rows
+
+
+def writer_scenario_rows(read, order, t1, t2):
+    """Rows of the runs that separate the writer's costs: 1 reader + 1 writer on CPUs of their own
+    (no CPU shared), and 2 readers under a deferring writer (no grace-period wait in the writer)."""
+    rows = []
+
+    def ref(d, v):
+        return median(d[v]) if v in d and d[v] else None
+
+    def add(g, d, unit, labels=C_LABELS):
+        for v in [v for v in order if v in d]:
+            rows.append(make_row(g, v, labels.get(v, v), d[v], unit, "higher",
+                                 ref(d, "urcu_inline"), ref(d, "urcu_exported")))
+
+    # 1 reader + 1 writer: "without" is the 1-thread run of the same repetition (t1 is ns per read).
+    orr = {v: [x / 1e6 for x in series(e, "own_cpus_reads_per_s")] for v, e in read.items()
+           if "own_cpus_reads_per_s" in e}
+    if orr:
+        add("1 reader + 1 writer, own CPUs: reader", orr, "M reads/s")
+        add("1 reader + 1 writer, own CPUs: reader kept (with / without)",
+            {v: per_rep(orr[v], t1[v], lambda a, b: a / (1e3 / b)) for v in orr}, "x")
+        add("1 reader + 1 writer, own CPUs: writer",
+            {v: [x / 1e3 for x in series(read[v], "own_cpus_updates_per_s")] for v in orr}, "k updates/s",
+            WRITER_LABELS)
+    # 2 readers + 1 deferring writer: "without" is the 2-thread run of the same repetition.
+    dr = {v: [x / 1e6 for x in series(e, "defer_reads_per_s")] for v, e in read.items() if "defer_reads_per_s" in e}
+    if dr:
+        add("2 readers + 1 deferring writer: readers", dr, "M reads/s")
+        kept = {v: per_rep(dr[v], t2[v], lambda a, b: a / b) for v in dr}
+        add("2 readers + 1 deferring writer: readers kept (with / without)", kept, "x")
+        sh2 = {v: series(read[v], "t2_cpu_share") for v in dr}
+        shd = {v: series(read[v], "defer_cpu_share") for v in dr}
+        if all(sh2[v] and shd[v] for v in dr):
+            add("2 readers + 1 deferring writer: kept per CPU-second",
+                {v: [k / (w / t) if w and t else float("nan") for k, w, t in zip(kept[v], shd[v], sh2[v])]
+                 for v in dr}, "x")
+        add("2 readers + 1 deferring writer: writer",
+            {v: [x / 1e3 for x in series(read[v], "defer_updates_per_s")] for v in dr}, "k updates/s",
+            DEFER_WRITER_LABELS)
     return rows
 
 
@@ -437,7 +485,8 @@ def cpu_shares(c):
     """Median CPU share of the reader threads per scenario, over all variants and repetitions."""
     out = {}
     for key, name in (("t1_cpu_share", "1 thread"), ("t2_cpu_share", "2 threads"),
-                      ("writer_cpu_share", "2 readers + writer")):
+                      ("writer_cpu_share", "2 readers + writer"), ("own_cpus_cpu_share", "1 reader + writer, own CPUs"),
+                      ("defer_cpu_share", "2 readers + deferring writer")):
         xs = [x for e in c["read"].values() for x in e.get(key, [])]
         if xs:
             out[name] = median(xs)
@@ -640,6 +689,8 @@ def report(run, results, update_readme_path, rotate):
         notes.append("load average %.2f at start: other processes share the CPUs; figures are noisier"
                      % machine["loadavg_start"][0])
     notes += run["run_notes"]
+    if c.get("own_cpus_run") == 0:
+        notes.append("nproc %s: the 1 reader + 1 writer (own CPUs) runs need 2 CPUs and were skipped" % c.get("nproc"))
     share2 = cpu_shares(c).get("2 threads")
     if share2 is not None and share2 < 0.9:
         notes.append("the 2-thread runs got %.0f%% of two CPUs (other load): their scaling understates the "
