@@ -115,6 +115,19 @@ static NOINLINE uint64_t loop_swiftrcu_load(uint64_t n) {
     return sum;
 }
 
+/* The read section in one call: the field is read inside it, by the callback. */
+static void section_read(const void *object, void *context) {
+    *(uint64_t *)context += ((const struct bench_obj *)object)->value;
+}
+
+static NOINLINE uint64_t loop_swiftrcu_section(uint64_t n) {
+    uint64_t sum = 0;
+    for (uint64_t i = 0; i < n; i++)
+        if (swiftrcu_read_section(sptr, section_read, &sum) != SWIFTRCU_OK)
+            abort();
+    return sum;
+}
+
 /* The floor of any read path made of three calls into a shared library: the same loop with three
  * calls of the library's cheapest function (swiftrcu_version returns a constant) around a plain
  * load. No read path behind three exported functions can be faster than this. */
@@ -277,6 +290,7 @@ static const struct variant variants[] = {
     {"swiftrcu_trio", loop_swiftrcu_trio, writer_swiftrcu, 1, writer_swiftrcu_defer},
     {"swiftrcu_lock_deref", loop_swiftrcu_lock_deref, writer_swiftrcu, 1, writer_swiftrcu_defer},
     {"swiftrcu_load", loop_swiftrcu_load, writer_swiftrcu, 0, NULL},
+    {"swiftrcu_section", loop_swiftrcu_section, writer_swiftrcu, 0, NULL},
     {"urcu_inline", loop_urcu_inline, writer_urcu, 1, writer_urcu_defer},
     {"urcu_exported", bench_loop_urcu_exported, writer_urcu, 1, writer_urcu_defer},
     {"rwlock", loop_rwlock, writer_rwlock, 0, NULL},
