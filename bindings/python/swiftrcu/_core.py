@@ -562,6 +562,10 @@ class Rcu(Generic[T]):
     period: through its RcuOld, or by :meth:`close` (also used by ``with``) for the current one.
     A collected Rcu releases its current object like a deferred RcuOld. After close() every use
     raises RcuError (SWIFTRCU_EINVAL).
+
+    ``read()`` returns the current object as a strong reference: read-lock, dereference, take a
+    reference and unlock in one foreign call. ``read`` is an attribute holding a loader bound to
+    this Rcu (not a method), which is what makes that call cheap.
     """
 
     __slots__ = ("_ptr", "_writer", "_writer_thread", "read", "__weakref__")
