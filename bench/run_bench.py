@@ -273,8 +273,8 @@ def build_rows(c, swift, py, cg):
     sh2 = {v: series(read[v], "t2_cpu_share") for v in wv}
     shw = {v: series(read[v], "writer_cpu_share") for v in wv}
     if all(sh2[v] and shw[v] for v in wv):
-        # Reads per CPU-second with the writer over without: the writer's interference without the
-        # readers' loss of CPU time to it (3 busy threads on 2 CPUs).
+        # Reads per CPU-second with the writer over without: leaves out the readers' loss of CPU
+        # time to the writer (3 busy threads on 2 CPUs); the "own CPUs" rows isolate interference.
         kept_cpu = {v: [k / (w / t) if w and t else float("nan") for k, w, t in zip(kept[v], shw[v], sh2[v])]
                     for v in wv}
         g = "Readers kept per CPU-second (with / without)"
