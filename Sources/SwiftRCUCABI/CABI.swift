@@ -291,6 +291,7 @@ private func runReadSection(
 ) -> CInt {
     // A NULL ptr is 0, which no live handle is: the lookup refuses it.
     guard let slot = HandleTable.lookup(handle, .ptr) else { return status(.invalidArgument) }
+    // SAFETY: a slot from lookup lies in a segment that is never freed, read inside the section.
     // Ordering: acquire, as in publishedObject.
     fn(UnsafeRawPointer(bitPattern: slot.pointee.word1.load(ordering: .acquiring)), context)
     return 0
@@ -327,6 +328,7 @@ private func retainedObject(
     _ handle: UInt, _ retain: swiftrcu_retain_fn, _ ifNull: UnsafeMutableRawPointer?
 ) -> UnsafeMutableRawPointer? {
     let slot = HandleTable.lookup(handle, .ptr)
+    // SAFETY: a slot from lookup lies in a segment that is never freed, read inside the section.
     // Ordering: acquire, as in publishedObject.
     let published = slot.map { UnsafeMutableRawPointer(bitPattern: $0.pointee.word1.load(ordering: .acquiring)) }
     guard let object = (published ?? nil) ?? ifNull else { return nil }
@@ -351,7 +353,7 @@ private func loadRetainedSlow(
     _ handle: UInt, _ retain: swiftrcu_retain_fn, _ ifNull: UnsafeMutableRawPointer?
 ) -> UnsafeMutableRawPointer? {
     if let object = ReadSide.withInternalSection({ retainedObject(handle, retain, ifNull) }) { return object }
-    // No section can be entered (the thread is exiting): nothing is published to this thread.
+    // No section can be entered (the thread is exiting): answer as for a pointer publishing NULL.
     if let ifNull { retain(ifNull) }
     return ifNull
 }
