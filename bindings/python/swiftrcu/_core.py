@@ -565,17 +565,14 @@ class Rcu(Generic[T]):
 
     ``read()`` returns the current object as a strong reference: read-lock, dereference, take a
     reference and unlock in one foreign call. ``read`` is an attribute holding a loader bound to
-    this Rcu (not a method), which is what makes that call cheap.
+    this Rcu (not a method), which is what makes that call cheap. After close() it raises
+    RcuError; a read that races with close() returns the current object or None.
     """
 
     __slots__ = ("_ptr", "_writer", "_writer_thread", "read", "__weakref__")
     _ptr: Optional[ctypes.c_void_p]
 
-    #: ``read()`` returns the current object: read-lock, dereference, take a reference and unlock
-    #: in one foreign call (a loader bound to this Rcu). The result is a strong reference, so it
-    #: stays valid after the call. Raises RcuError (SWIFTRCU_EINVAL) after :meth:`close`; a read
-    #: that races with close() returns the current object or None.
-    read: Callable[[], T]
+    read: Callable[[], T]  # see the class docstring
 
     def __init__(self, value: T = None) -> None:  # type: ignore[assignment]
         self._ptr = None
