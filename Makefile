@@ -29,7 +29,8 @@ TESTPREFIX := $(CURDIR)/$(OUT)/test-prefix
 DEMOPREFIX := $(CURDIR)/$(OUT)/demo-prefix
 
 SWIFT_LIB_FLAGS := -c release --product swiftrcu -Xswiftc -static-stdlib \
-	-Xlinker -soname=$(SONAME) -Xlinker --version-script=$(CURDIR)/scripts/exports.map -Xswiftc -use-ld=lld
+	-Xlinker -soname=$(SONAME) -Xlinker --version-script=$(CURDIR)/scripts/exports.map -Xswiftc -use-ld=lld \
+	-Xlinker --symbol-ordering-file=$(CURDIR)/scripts/read-path-order.txt
 GENERATED_SRC = $(shell $(SWIFT) build -c release --show-bin-path)/SwiftRCUCABI.build/include/SwiftRCUCABI-Swift.h
 HEADERS := include/swiftrcu.h include/swiftrcu_types.h include/swiftrcu_generated.h
 
