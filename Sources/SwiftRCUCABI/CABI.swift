@@ -46,14 +46,20 @@ private func destroyFunction(_ bits: UInt) -> swiftrcu_destroy_fn? {
     bits == 0 ? nil : unsafeBitCast(bits, to: swiftrcu_destroy_fn.self)
 }
 
-/// The object a live ptr handle publishes now; nil for a stale handle. Call inside a read section.
+/// What a ptr handle publishes now: nil for a stale handle, `.some(nil)` when it publishes NULL.
+/// Call inside a read section.
 @inline(__always)
-private func publishedObject(_ handle: UInt) -> UnsafeMutableRawPointer? {
+private func published(_ handle: UInt) -> UnsafeMutableRawPointer?? {
     guard let slot = HandleTable.lookup(handle, .ptr) else { return nil }
+    // SAFETY: a slot from lookup lies in a segment that is never freed.
     // Ordering: acquire pairs with the release exchange in replace / copy_update, so the object's
     // initialisation is visible to the caller.
-    return UnsafeMutableRawPointer(bitPattern: slot.pointee.word1.load(ordering: .acquiring))
+    return .some(UnsafeMutableRawPointer(bitPattern: slot.pointee.word1.load(ordering: .acquiring)))
 }
+
+/// The object a live ptr handle publishes now; nil for a stale handle. Call inside a read section.
+@inline(__always)
+private func publishedObject(_ handle: UInt) -> UnsafeMutableRawPointer? { published(handle) ?? nil }
 
 private let versionString: StaticString = "0.1.0"
 
@@ -290,10 +296,8 @@ private func runReadSection(
     _ handle: UInt, _ fn: swiftrcu_read_fn, _ context: UnsafeMutableRawPointer?
 ) -> CInt {
     // A NULL ptr is 0, which no live handle is: the lookup refuses it.
-    guard let slot = HandleTable.lookup(handle, .ptr) else { return status(.invalidArgument) }
-    // SAFETY: a slot from lookup lies in a segment that is never freed, read inside the section.
-    // Ordering: acquire, as in publishedObject.
-    fn(UnsafeRawPointer(bitPattern: slot.pointee.word1.load(ordering: .acquiring)), context)
+    guard let object = published(handle) else { return status(.invalidArgument) }
+    fn(object.map { UnsafeRawPointer($0) }, context)
     return 0
 }
 
@@ -327,11 +331,7 @@ public func swiftrcu_load_retained(
 private func retainedObject(
     _ handle: UInt, _ retain: swiftrcu_retain_fn, _ ifNull: UnsafeMutableRawPointer?
 ) -> UnsafeMutableRawPointer? {
-    let slot = HandleTable.lookup(handle, .ptr)
-    // SAFETY: a slot from lookup lies in a segment that is never freed, read inside the section.
-    // Ordering: acquire, as in publishedObject.
-    let published = slot.map { UnsafeMutableRawPointer(bitPattern: $0.pointee.word1.load(ordering: .acquiring)) }
-    guard let object = (published ?? nil) ?? ifNull else { return nil }
+    guard let object = publishedObject(handle) ?? ifNull else { return nil }
     retain(object)
     return object
 }
