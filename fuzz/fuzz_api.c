@@ -670,15 +670,12 @@ static void *retain_last;
 /* The retain function: checks that the object is one that no destroy has run for. */
 static void retain_fn(void *p) {
     struct obj *o = p;
-    if (p == &null_stand_in) {
-        retain_last = p;
-        atomic_fetch_add(&retain_calls, 1);
-        return;
+    if (p != &null_stand_in) {
+        if (o < objs || o >= objs + NOBJ)
+            fail("retain got a pointer that is no object (%p)", p);
+        if (o->magic != OBJ_MAGIC || atomic_load(&o->state) == O_DESTROYED)
+            fail("retain of object %d after its destroy", o->id);
     }
-    if (o < objs || o >= objs + NOBJ)
-        fail("retain got a pointer that is no object (%p)", p);
-    if (o->magic != OBJ_MAGIC || atomic_load(&o->state) == O_DESTROYED)
-        fail("retain of object %d after its destroy", o->id);
     retain_last = p;
     atomic_fetch_add(&retain_calls, 1);
 }
