@@ -26,6 +26,7 @@
 #include <urcu/urcu-memb.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +126,17 @@ static NOINLINE uint64_t loop_swiftrcu_section(uint64_t n) {
     for (uint64_t i = 0; i < n; i++)
         if (swiftrcu_read_section(sptr, section_read, &sum) != SWIFTRCU_OK)
             abort();
+    return sum;
+}
+
+/* The read section in one call without a callback: the field is copied out inside it. */
+static NOINLINE uint64_t loop_swiftrcu_read_copy(uint64_t n) {
+    uint64_t sum = 0, value;
+    for (uint64_t i = 0; i < n; i++) {
+        if (!swiftrcu_read_copy(sptr, offsetof(struct bench_obj, value), &value, sizeof value))
+            abort();
+        sum += value;
+    }
     return sum;
 }
 
@@ -291,6 +303,7 @@ static const struct variant variants[] = {
     {"swiftrcu_lock_deref", loop_swiftrcu_lock_deref, writer_swiftrcu, 1, writer_swiftrcu_defer},
     {"swiftrcu_load", loop_swiftrcu_load, writer_swiftrcu, 0, NULL},
     {"swiftrcu_section", loop_swiftrcu_section, writer_swiftrcu, 0, NULL},
+    {"swiftrcu_read_copy", loop_swiftrcu_read_copy, writer_swiftrcu, 0, NULL},
     {"urcu_inline", loop_urcu_inline, writer_urcu, 1, writer_urcu_defer},
     {"urcu_exported", bench_loop_urcu_exported, writer_urcu, 1, writer_urcu_defer},
     {"rwlock", loop_rwlock, writer_rwlock, 0, NULL},

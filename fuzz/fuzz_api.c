@@ -729,6 +729,37 @@ static void op_read_section(void) {
         fail("read_section passed %p, expected %p", section_seen, expected_object(t));
 }
 
+/* read_copy: a byte picks the size (0-31, cut to stay inside the object; one call in eight has
+ * an offset past SIZE_MAX, one in eight a NULL destination), the next the offset (0-15); the
+ * bytes copied must be the object's, and the bytes around them in dst untouched. */
+static void op_read_copy(void) {
+    current_op = "read_copy";
+    struct target t = pick_ptr();
+    uint8_t how = byte();
+    size_t size = how & 31, offset = byte() & 15;
+    int null_dst = (how >> 5) == 6, overflow = (how >> 5) == 7;
+    if (offset + size > sizeof(struct obj))
+        size = sizeof(struct obj) - offset; /* stay inside the object */
+    if (overflow)
+        offset = SIZE_MAX - (offset & 3);
+    unsigned char dst[48];
+    memset(dst, 0xA5, sizeof dst);
+    const void *got = swiftrcu_read_copy((const swiftrcu_ptr *)t.h, offset, null_dst ? NULL : dst + 1, size);
+    const unsigned char *want = expected_object(t);
+    if (want == NULL || overflow || (null_dst && size != 0))
+        want = NULL;
+    if (got != want)
+        fail("read_copy returned %p, expected %p", got, (const void *)want);
+    size_t copied = got != NULL && !null_dst ? size : 0;
+    if (copied != 0 && memcmp(dst + 1, want + offset, copied) != 0)
+        fail("read_copy copied the wrong bytes (offset %zu, size %zu)", offset, size);
+    for (size_t i = 0; i < sizeof dst; i++)
+        if ((i == 0 || i > copied) && dst[i] != 0xA5) {
+            fail("read_copy wrote byte %zu of dst outside the %zu it copied", i, copied);
+            break;
+        }
+}
+
 /* Loaders this input bound, with what they were bound to. */
 struct loader_var {
     swiftrcu_loader_fn fn; /* NULL: none */
@@ -887,7 +918,7 @@ static void run_program(int depth) {
         case 14: op_synchronize(); break;
         case 15: op_barrier(); break;
         case 16: if (op & 0x80) op_deep(); else op_register(); break;
-        default: op_strerror(); break;
+        default: if ((op & 0xC0) == 0xC0) op_read_copy(); else op_strerror(); break;
         }
     }
 }

@@ -20,6 +20,8 @@ LOADER = 0x8B  # 139 % 18 == 13, bits 0xC0 == 0x80; then a byte: loader % 4, act
 BIND, UNBIND, CALL = 0x00, 0x08, 0x10  # actions; bind takes a ptr byte and a flags byte
 WITH_RETAIN, WITH_IF_NULL, NULL_OUT = 0x01, 0x08, 0x10  # bind flags
 READ_SECTION = 0xC1  # 193 % 18 == 13, bits 0xC0 == 0xC0; then a ptr byte and a byte (& 7: with fn)
+READ_COPY = 0xC5  # 197 % 18 == 17, bits 0xC0 == 0xC0; then a ptr byte, a size byte, an offset byte
+COPY_NULL_DST, COPY_OVERFLOW = 0xC0, 0xE0  # size byte flags (the size is & 31)
 
 SEEDS = {
     "basic": [NEW, OBJ_DESTROY, LOCK, DEREF, 0, 0, UNLOCK, 0, REPLACE, 0, 1, OLD_OBJECT, 0,
@@ -56,6 +58,12 @@ SEEDS = {
                      READ_SECTION, 0, 0, LOCK, READ_SECTION, 0, 1, UNLOCK, 0, READ_SECTION, STALE,
                      1, REPLACE, 0, 1, READ_SECTION, 0, 1, OLD_DEFER, 0, FREE, 0,
                      READ_SECTION, STALE, 1, READ_SECTION, OTHER_KIND, 1, BARRIER],
+    "read_copy": [NEW, OBJ_DESTROY, NEW, 0x00, READ_COPY, 0, 8, 0, READ_COPY, 0, 4, 4, READ_COPY, 0, 16, 3,
+                  READ_COPY, 0, 0, 0, READ_COPY, 1, 8, 0, READ_COPY, 0, COPY_NULL_DST | 8, 0,
+                  READ_COPY, 0, COPY_NULL_DST, 0, READ_COPY, 0, COPY_OVERFLOW | 1, 2, LOCK,
+                  READ_COPY, 0, 31, 1, UNLOCK, 0, READ_COPY, STALE, 8, 0, REPLACE, 0, 1,
+                  READ_COPY, 0, 8, 0, OLD_DEFER, 0, FREE, 0, READ_COPY, STALE, 8, 0,
+                  READ_COPY, OTHER_KIND, 8, 0, READ_COPY, NULL, 8, 0, BARRIER],
 }
 
 

@@ -16,7 +16,9 @@
  *
  * FEWER CALLS PER READ
  *   swiftrcu_read_section(ptr, fn, context) runs fn on the current object inside a section (one
- *   call); swiftrcu_read_lock_dereference() enters and dereferences in one call. For objects with
+ *   call); swiftrcu_read_copy(ptr, offset, dst, size) copies a field of the current object (or a
+ *   whole small struct) to dst inside a section (one call, no callback);
+ *   swiftrcu_read_lock_dereference() enters and dereferences in one call. For objects with
  *   a reference count, swiftrcu_load_retained(ptr, retain) returns the object after calling
  *   retain on it inside the section, and a loader from swiftrcu_loader_bind() does the same with
  *   no arguments (for foreign function interfaces such as Python's ctypes). swiftrcu_load()

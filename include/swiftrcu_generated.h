@@ -429,6 +429,20 @@ SWIFT_EXTERN int swiftrcu_old_free(swiftrcu_old_ref _Nullable old) SWIFT_NOEXCEP
 /// until the old handle is freed or deferred.
 SWIFT_EXTERN void * _Nullable swiftrcu_old_object(swiftrcu_const_old_ref _Nullable old) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// Copies size bytes, starting offset bytes into the object ptr publishes now, to dst, inside a
+/// read-side critical section: a whole read section in one call, with no callback, for reading
+/// a field (or a whole small struct) of the current object into the caller’s memory. The copy
+/// comes from one object: the one the call returns.
+/// Returns that object, as an identity only: its section has ended when the call returns, so do
+/// not dereference it unless the object is kept alive by other means; comparing it with an
+/// earlier result tells whether the object was replaced in between (unless an object was freed
+/// and another allocated at its address). Returns NULL, copying nothing, when ptr publishes NULL,
+/// for a NULL, stale or wrong-kind ptr, for a NULL dst with a nonzero size, when offset + size
+/// overflows, or when no section can be entered (the thread is exiting). The library does not
+/// know the object’s size: offset + size must lie within it, as for memcpy. size 0 copies
+/// nothing. Never blocks, writes no shared memory (other than dst).
+SWIFT_EXTERN void const * _Nullable swiftrcu_read_copy(swiftrcu_const_ptr_ref _Nullable ptr, size_t offset, void * _Nullable dst, size_t size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// Enters a read-side critical section and returns a guard for it.
 /// Nestable; registers the calling thread with liburcu on first use. A thread may exit without
 /// unregistering; read locks it still holds then are released at its exit, so writers are never

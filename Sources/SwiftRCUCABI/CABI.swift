@@ -308,6 +308,64 @@ private func readSectionSlow(
     ReadSide.withInternalSection { runReadSection(UInt(bitPattern: ptr), fn, context) } ?? status(.notPermitted)
 }
 
+/// Copies size bytes, starting offset bytes into the object ptr publishes now, to dst, inside a
+/// read-side critical section: a whole read section in one call, with no callback, for reading
+/// a field (or a whole small struct) of the current object into the caller's memory. The copy
+/// comes from one object: the one the call returns.
+///
+/// Returns that object, as an identity only: its section has ended when the call returns, so do
+/// not dereference it unless the object is kept alive by other means; comparing it with an
+/// earlier result tells whether the object was replaced in between (unless an object was freed
+/// and another allocated at its address). Returns NULL, copying nothing, when ptr publishes NULL,
+/// for a NULL, stale or wrong-kind ptr, for a NULL dst with a nonzero size, when offset + size
+/// overflows, or when no section can be entered (the thread is exiting). The library does not
+/// know the object's size: offset + size must lie within it, as for memcpy. size 0 copies
+/// nothing. Never blocks, writes no shared memory (other than dst).
+@c(swiftrcu_read_copy)
+public func swiftrcu_read_copy(
+    _ ptr: swiftrcu_const_ptr_ref?, _ offset: UInt, _ dst: UnsafeMutableRawPointer?, _ size: UInt
+) -> UnsafeRawPointer? {
+    let t = rcushim_self()
+    guard _fastPath(rcushim_is_ready(t) != 0) else { return readCopySlow(ptr, offset, dst, size) }
+    rcushim_read_lock(t)
+    let object = copyFromPublished(UInt(bitPattern: ptr), offset, dst, size)
+    if _slowPath(rcushim_read_leave(t) != 0) { rcushim_wake_writer() }
+    return object
+}
+
+/// The body of swiftrcu_read_copy; call inside a read section. Checks the arguments only after
+/// the lookup, so that they cost no more than a test each on the common path (8 bytes).
+@inline(__always)
+private func copyFromPublished(
+    _ handle: UInt, _ offset: UInt, _ dst: UnsafeMutableRawPointer?, _ size: UInt
+) -> UnsafeRawPointer? {
+    // A NULL ptr is 0, which no live handle is: the lookup refuses it.
+    guard let object = publishedObject(handle) else { return nil }
+    // Both within Int, so the conversions below keep their values and cannot trap; and a
+    // nonzero size needs a destination.
+    guard (offset | size) <= UInt(Int.max) else { return nil }
+    guard let dst else { return size == 0 ? UnsafeRawPointer(object) : nil }
+    // SAFETY: the caller vouches that object[offset ..< offset + size] lies in the object and
+    // that dst has size bytes; the object cannot be destroyed before this section ends. Neither
+    // side need be aligned: the fixed sizes (one move each) use unaligned loads and stores.
+    let source = UnsafeRawPointer(object) + Int(bitPattern: offset)
+    if size == 8 {
+        dst.storeBytes(of: source.loadUnaligned(as: UInt64.self), as: UInt64.self)
+    } else if size == 4 {
+        dst.storeBytes(of: source.loadUnaligned(as: UInt32.self), as: UInt32.self)
+    } else {
+        dst.copyMemory(from: source, byteCount: Int(bitPattern: size))
+    }
+    return UnsafeRawPointer(object)
+}
+
+@inline(never)
+private func readCopySlow(
+    _ ptr: swiftrcu_const_ptr_ref?, _ offset: UInt, _ dst: UnsafeMutableRawPointer?, _ size: UInt
+) -> UnsafeRawPointer? {
+    ReadSide.withInternalSection { copyFromPublished(UInt(bitPattern: ptr), offset, dst, size) } ?? nil
+}
+
 /// Returns the object ptr publishes now after calling `retain(object)` on it inside a read-side
 /// critical section (for a non-NULL object), so the caller holds a reference of its own when the
 /// section has ended: swiftrcu_load for reference-counted objects, which stays safe however the

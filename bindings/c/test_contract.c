@@ -5,6 +5,7 @@
 #include <swiftrcu.h>
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <limits.h>
 
@@ -619,6 +620,245 @@ static void test_read_section(void) {
     CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
 }
 
+/* ---- swiftrcu_read_copy ---- */
+
+/* Copies of every size from 0 to 40 at offsets 0 to 3 of a byte pattern: the bytes asked for
+ * arrive, and the byte after them in dst is left alone. */
+static void test_read_copy_sizes(void) {
+    static unsigned char pattern[64];
+    for (int i = 0; i < 64; i++)
+        pattern[i] = (unsigned char)(0xA0 ^ (i * 7));
+    swiftrcu_ptr *p = swiftrcu_new(pattern, NULL, NULL);
+    int good = 0, cases = 0;
+    for (size_t offset = 0; offset < 4; offset++) {
+        for (size_t size = 0; size <= 40; size++) {
+            unsigned char dst[48];
+            memset(dst, 0x5A, sizeof dst);
+            const void *from = swiftrcu_read_copy(p, offset, dst + 1, size);
+            int ok = from == pattern && memcmp(dst + 1, pattern + offset, size) == 0 && dst[0] == 0x5A &&
+                     dst[size + 1] == 0x5A;
+            if (!ok)
+                fprintf(stderr, "read_copy offset %zu size %zu: wrong bytes or result\n", offset, size);
+            good += ok;
+            cases++;
+        }
+    }
+    CHECK_EQ_INT(good, cases);
+    CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
+}
+
+static void test_read_copy(void) {
+    struct object *a = make_object();
+    swiftrcu_ptr *p = new_ptr(a);
+    uint32_t magic = 0;
+    int id = -1;
+    struct object whole = {0, -1};
+    CHECK(swiftrcu_read_copy(p, 0, &magic, sizeof magic) == a);
+    CHECK_EQ_INT(magic, LIVE);
+    CHECK(swiftrcu_read_copy(p, offsetof(struct object, id), &id, sizeof id) == a);
+    CHECK_EQ_INT(id, a->id);
+    CHECK(swiftrcu_read_copy(p, 0, &whole, sizeof whole) == a);
+    CHECK(whole.magic == LIVE && whole.id == a->id);
+    /* The section has ended: a grace period can complete. */
+    CHECK_EQ_INT(swiftrcu_synchronize(), SWIFTRCU_OK);
+    /* Size 0 copies nothing, with or without a destination, and still names the object. */
+    magic = 7;
+    CHECK(swiftrcu_read_copy(p, 0, &magic, 0) == a);
+    CHECK(swiftrcu_read_copy(p, 0, NULL, 0) == a);
+    CHECK_EQ_INT(magic, 7);
+    /* Refused, copying nothing: NULL dst with a size, offset + size past SIZE_MAX, NULL ptr. */
+    CHECK(swiftrcu_read_copy(p, 0, NULL, sizeof magic) == NULL);
+    CHECK(swiftrcu_read_copy(p, SIZE_MAX, &magic, sizeof magic) == NULL);
+    CHECK(swiftrcu_read_copy(p, 0, &magic, SIZE_MAX) == NULL);
+    CHECK(swiftrcu_read_copy(p, SIZE_MAX / 2 + 1, &magic, 1) == NULL);
+    CHECK(swiftrcu_read_copy(NULL, 0, &magic, sizeof magic) == NULL);
+    CHECK_EQ_INT(magic, 7);
+    /* Nested in a guard's section: works, and the outer section is still held afterwards. */
+    swiftrcu_guard g = swiftrcu_read_lock();
+    CHECK(swiftrcu_read_copy(p, 0, &magic, sizeof magic) == a);
+    CHECK_EQ_INT(magic, LIVE);
+    CHECK_EQ_INT(swiftrcu_synchronize(), SWIFTRCU_EDEADLK);
+    CHECK(swiftrcu_dereference(p, &g) == a);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g), SWIFTRCU_OK);
+    /* A published NULL: nothing copied. */
+    swiftrcu_old *old = NULL;
+    CHECK_EQ_INT(swiftrcu_replace(p, NULL, &old), SWIFTRCU_OK);
+    magic = 7;
+    CHECK(swiftrcu_read_copy(p, 0, &magic, sizeof magic) == NULL);
+    CHECK_EQ_INT(magic, 7);
+    CHECK_EQ_INT(swiftrcu_old_free(old), SWIFTRCU_OK);
+    CHECK_EQ_INT(times_destroyed(a), 1);
+    /* The result changes when the object is replaced. */
+    struct object *b = make_object(), *c = make_object();
+    CHECK_EQ_INT(swiftrcu_replace(p, b, &old), SWIFTRCU_OK);
+    const void *first = swiftrcu_read_copy(p, 0, &magic, sizeof magic);
+    CHECK_EQ_INT(swiftrcu_replace(p, c, &old), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_old_free(old), SWIFTRCU_OK);
+    CHECK(first == b);
+    CHECK(swiftrcu_read_copy(p, 0, &magic, sizeof magic) == c);
+    /* The wrong kind of handle, and a stale one: refused, nothing copied. */
+    swiftrcu_ptr *q = new_ptr(make_object());
+    swiftrcu_old *qold = NULL;
+    CHECK_EQ_INT(swiftrcu_replace(q, NULL, &qold), SWIFTRCU_OK);
+    magic = 7;
+    CHECK(swiftrcu_read_copy((swiftrcu_const_ptr_ref)(const void *)qold, 0, &magic, sizeof magic) == NULL);
+    CHECK_EQ_INT(swiftrcu_old_free(qold), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_free(q), SWIFTRCU_OK);
+    CHECK(swiftrcu_read_copy(q, 0, &magic, sizeof magic) == NULL);
+    CHECK_EQ_INT(magic, 7);
+    CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
+    test_read_copy_sizes();
+}
+
+/* Readers copy objects out while writers replace them and destroy the old ones, which poisons
+ * them: every copy must be of one live object (its two halves equal, its magic LIVE). */
+#define COPY_OBJECTS 3000
+#define COPY_POISON 0xDEADDEADDEADDEADull /* no object's halves */
+struct copy_object {
+    uint64_t low, high;
+    uint32_t magic;
+    uint32_t id;
+};
+static struct copy_object copy_objects[COPY_OBJECTS];
+static atomic_int copy_destroyed[COPY_OBJECTS];
+static atomic_int copy_next;
+static atomic_int copy_stop;
+static atomic_long copy_bad;
+static atomic_long copy_reads;
+
+static void copy_destroy(void *p, void *context) {
+    (void)context;
+    struct copy_object *o = p;
+    o->magic = DEAD;
+    o->low = COPY_POISON;
+    o->high = ~COPY_POISON;
+    atomic_fetch_add(&copy_destroyed[o->id], 1);
+}
+
+static void *copy_reader(void *arg) {
+    swiftrcu_ptr *p = arg;
+    long reads = 0;
+    while (!atomic_load(&copy_stop)) {
+        struct copy_object whole;
+        uint64_t low = 0;
+        uint32_t magic = 0;
+        const struct copy_object *from = swiftrcu_read_copy(p, 0, &whole, sizeof whole);
+        if (from == NULL || whole.magic != LIVE || whole.low != whole.high || whole.low != whole.id)
+            atomic_fetch_add(&copy_bad, 1);
+        if (swiftrcu_read_copy(p, offsetof(struct copy_object, magic), &magic, sizeof magic) == NULL ||
+            magic != LIVE)
+            atomic_fetch_add(&copy_bad, 1);
+        if (swiftrcu_read_copy(p, 0, &low, sizeof low) == NULL || low == COPY_POISON)
+            atomic_fetch_add(&copy_bad, 1);
+        reads += 3;
+    }
+    atomic_fetch_add(&copy_reads, reads);
+    return NULL;
+}
+
+static void *copy_writer(void *arg) {
+    swiftrcu_ptr *p = arg;
+    for (;;) {
+        int i = atomic_fetch_add(&copy_next, 1);
+        if (i >= COPY_OBJECTS)
+            break;
+        copy_objects[i] = (struct copy_object){.low = (uint64_t)i, .high = (uint64_t)i, .magic = LIVE,
+                                               .id = (uint32_t)i};
+        swiftrcu_old *old = NULL;
+        if (swiftrcu_replace(p, &copy_objects[i], &old) != SWIFTRCU_OK || old == NULL) {
+            atomic_fetch_add(&copy_bad, 1);
+            continue;
+        }
+        if (((i % 2) ? swiftrcu_old_defer(old) : swiftrcu_old_free(old)) != SWIFTRCU_OK)
+            atomic_fetch_add(&copy_bad, 1);
+    }
+    return NULL;
+}
+
+/* Copies long enough (1 MiB) for a writer's grace period and destroy to fit inside one: the
+ * writer poisons each object it frees and then refills it for reuse, so a copy that ran outside
+ * its section would mix words of two fills. */
+#define BIG_WORDS (1u << 17)
+#define BIG_SLOTS 3
+static uint64_t big_objects[BIG_SLOTS][BIG_WORDS];
+static atomic_int big_stop;
+static atomic_long big_bad;
+static atomic_long big_reads;
+
+static void big_destroy(void *p, void *context) {
+    (void)context;
+    memset(p, 0xDD, BIG_WORDS * sizeof(uint64_t));
+}
+
+static void *big_reader(void *arg) {
+    swiftrcu_ptr *p = arg;
+    uint64_t *copy = malloc(BIG_WORDS * sizeof *copy);
+    long reads = 0;
+    while (copy && !atomic_load(&big_stop)) {
+        if (swiftrcu_read_copy(p, 0, copy, BIG_WORDS * sizeof *copy) == NULL) {
+            atomic_fetch_add(&big_bad, 1);
+            continue;
+        }
+        for (uint32_t i = 1; i < BIG_WORDS; i++)
+            if (copy[i] != copy[0]) {
+                atomic_fetch_add(&big_bad, 1);
+                break;
+            }
+        reads++;
+    }
+    free(copy);
+    atomic_fetch_add(&big_reads, reads);
+    return NULL;
+}
+
+static void test_read_copy_long(void) {
+    for (uint32_t i = 0; i < BIG_WORDS; i++)
+        big_objects[0][i] = 0;
+    swiftrcu_ptr *p = swiftrcu_new(big_objects[0], big_destroy, NULL);
+    pthread_t readers[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&readers[i], NULL, big_reader, p);
+    /* Slot k % 3 was replaced two updates ago and destroyed by that update's old_free. */
+    for (uint64_t k = 1; k <= 300; k++) {
+        uint64_t *next = big_objects[k % BIG_SLOTS];
+        for (uint32_t i = 0; i < BIG_WORDS; i++)
+            next[i] = k;
+        swiftrcu_old *old = NULL;
+        if (swiftrcu_replace(p, next, &old) != SWIFTRCU_OK || swiftrcu_old_free(old) != SWIFTRCU_OK)
+            atomic_fetch_add(&big_bad, 1);
+    }
+    atomic_store(&big_stop, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(readers[i], NULL);
+    CHECK_EQ_INT(atomic_load(&big_bad), 0);
+    CHECK(atomic_load(&big_reads) > 0);
+    CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
+}
+
+static void test_read_copy_concurrency(void) {
+    copy_objects[0] = (struct copy_object){.low = 0, .high = 0, .magic = LIVE, .id = 0};
+    atomic_store(&copy_next, 1);
+    swiftrcu_ptr *p = swiftrcu_new(&copy_objects[0], copy_destroy, NULL);
+    pthread_t readers[3], writers[2];
+    for (int i = 0; i < 3; i++)
+        pthread_create(&readers[i], NULL, copy_reader, p);
+    for (int i = 0; i < 2; i++)
+        pthread_create(&writers[i], NULL, copy_writer, p);
+    for (int i = 0; i < 2; i++)
+        pthread_join(writers[i], NULL);
+    atomic_store(&copy_stop, 1);
+    for (int i = 0; i < 3; i++)
+        pthread_join(readers[i], NULL);
+    CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
+    CHECK_EQ_INT(atomic_load(&copy_bad), 0);
+    CHECK(atomic_load(&copy_reads) > 0);
+    int once = 0;
+    for (int i = 0; i < COPY_OBJECTS; i++)
+        once += atomic_load(&copy_destroyed[i]) == 1;
+    CHECK_EQ_INT(once, COPY_OBJECTS);
+}
+
 /* ---- swiftrcu_load_retained and bound loaders, over reference-counted objects ---- */
 
 struct counted {
@@ -879,6 +1119,9 @@ int main(void) {
     test_callbacks();
     test_concurrency();
     test_read_section();
+    test_read_copy();
+    test_read_copy_concurrency();
+    test_read_copy_long();
     test_load_retained();
     test_loader_contract();
     test_loader_concurrency();
