@@ -493,21 +493,28 @@ static void *stress_writer(void *arg) {
     return NULL;
 }
 
+/* Runs 3 readers and 2 writers until the writers are done, then sets *stop and waits for the
+ * readers. */
+static void run_readers_and_writers(void *(*reader)(void *), void *reader_arg, void *(*writer)(void *),
+                                    void *writer_arg, atomic_int *stop) {
+    pthread_t readers[3], writers[2];
+    for (int i = 0; i < 3; i++)
+        pthread_create(&readers[i], NULL, reader, reader_arg);
+    for (int i = 0; i < 2; i++)
+        pthread_create(&writers[i], NULL, writer, writer_arg);
+    for (int i = 0; i < 2; i++)
+        pthread_join(writers[i], NULL);
+    atomic_store(stop, 1);
+    for (int i = 0; i < 3; i++)
+        pthread_join(readers[i], NULL);
+}
+
 static void test_concurrency(void) {
     stress_objects[0].magic = LIVE;
     stress_objects[0].id = 0;
     atomic_store(&stress_next, 1);
     swiftrcu_ptr *p = swiftrcu_new(&stress_objects[0], stress_destroy, NULL);
-    pthread_t readers[3], writers[2];
-    for (int i = 0; i < 3; i++)
-        pthread_create(&readers[i], NULL, stress_reader, p);
-    for (int i = 0; i < 2; i++)
-        pthread_create(&writers[i], NULL, stress_writer, p);
-    for (int i = 0; i < 2; i++)
-        pthread_join(writers[i], NULL);
-    atomic_store(&stress_stop, 1);
-    for (int i = 0; i < 3; i++)
-        pthread_join(readers[i], NULL);
+    run_readers_and_writers(stress_reader, p, stress_writer, p, &stress_stop);
     CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
     CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
     CHECK_EQ_INT(atomic_load(&stress_bad), 0);
@@ -839,16 +846,7 @@ static void test_read_copy_concurrency(void) {
     copy_objects[0] = (struct copy_object){.low = 0, .high = 0, .magic = LIVE, .id = 0};
     atomic_store(&copy_next, 1);
     swiftrcu_ptr *p = swiftrcu_new(&copy_objects[0], copy_destroy, NULL);
-    pthread_t readers[3], writers[2];
-    for (int i = 0; i < 3; i++)
-        pthread_create(&readers[i], NULL, copy_reader, p);
-    for (int i = 0; i < 2; i++)
-        pthread_create(&writers[i], NULL, copy_writer, p);
-    for (int i = 0; i < 2; i++)
-        pthread_join(writers[i], NULL);
-    atomic_store(&copy_stop, 1);
-    for (int i = 0; i < 3; i++)
-        pthread_join(readers[i], NULL);
+    run_readers_and_writers(copy_reader, p, copy_writer, p, &copy_stop);
     CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
     CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
     CHECK_EQ_INT(atomic_load(&copy_bad), 0);
@@ -1086,16 +1084,7 @@ static void test_loader_concurrency(void) {
     swiftrcu_ptr *p = swiftrcu_new(&loader_objects[0], counted_destroy, NULL);
     swiftrcu_loader_fn f = NULL;
     CHECK_EQ_INT(swiftrcu_loader_bind(p, counted_retain, NULL, &f), SWIFTRCU_OK);
-    pthread_t readers[3], writers[2];
-    for (int i = 0; i < 3; i++)
-        pthread_create(&readers[i], NULL, loader_reader, &f);
-    for (int i = 0; i < 2; i++)
-        pthread_create(&writers[i], NULL, loader_writer, p);
-    for (int i = 0; i < 2; i++)
-        pthread_join(writers[i], NULL);
-    atomic_store(&loader_stop, 1);
-    for (int i = 0; i < 3; i++)
-        pthread_join(readers[i], NULL);
+    run_readers_and_writers(loader_reader, &f, loader_writer, p, &loader_stop);
     CHECK_EQ_INT(swiftrcu_loader_unbind(f), SWIFTRCU_OK);
     CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
     CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
