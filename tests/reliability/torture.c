@@ -10,7 +10,8 @@
  * writer exclusion). Old objects are retired alternately with old_free and old_defer; now and then
  * a writer updates from inside a read section, where old_free must refuse with EDEADLK.
  * Readers nest two sections, read two pointers, re-read the outer one under the outer guard,
- * and check that every magic is intact and that no pointer's sequence ever goes back.
+ * and check that every magic is intact and that no pointer's sequence ever goes back; every
+ * fourth round they also copy an object's head out with read_copy and check it the same way.
  * At the end every object created must have been destroyed exactly once.
  *
  * TORTURE_INJECT=early-destroy in the environment makes the writers poison each old object as
@@ -137,6 +138,15 @@ static void *reader_main(void *arg) {
             error_at("object destroyed while the outer section was open", a, (long)oa2->magic);
         if (swiftrcu_read_unlock(&outer) != SWIFTRCU_OK)
             error_at("outer unlock failed", a, b);
+        /* Every fourth round also copies the head of a third pointer's object out in one call. */
+        if ((n & 3) == 2) {
+            int c = (int)(next_random(&rnd) % (uint64_t)nptrs);
+            struct tobj head;
+            if (swiftrcu_read_copy(ptrs[c], 0, &head, offsetof(struct tobj, unpublished)) == NULL)
+                error_at("read_copy found no object", c, -1);
+            else
+                check_read(&head, c, last_seen, "read_copy");
+        }
         n++;
     }
     atomic_fetch_add(&reads, n);
@@ -336,8 +346,8 @@ int main(int argc, char **argv) {
 
     long gps = atomic_load(&old_frees) + atomic_load(&syncs) + atomic_load(&barriers) + atomic_load(&ptr_frees);
     printf("elapsed %.2f s\n", elapsed);
-    printf("reads %ld (%.0f reads/s, each 2 nested sections and 3 dereferences)\n", atomic_load(&reads),
-           (double)atomic_load(&reads) / elapsed);
+    printf("reads %ld (%.0f reads/s, each 2 nested sections and 3 dereferences, every fourth also a read_copy)\n",
+           atomic_load(&reads), (double)atomic_load(&reads) / elapsed);
     printf("updates %ld (%.0f updates/s; %ld from inside a read section)\n", atomic_load(&updates),
            (double)atomic_load(&updates) / elapsed, atomic_load(&in_section_updates));
     printf("grace periods waited for %ld (old_free %ld, synchronize %ld, barrier %ld, free %ld); old_defer %ld\n",
