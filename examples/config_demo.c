@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +70,13 @@ static void *reader(void *arg) {
         else
             last_version = c->version;
         swiftrcu_read_unlock(&g);
-        reads++;
+        /* One field can also be copied out in one call, inside a read section of its own. */
+        int timeout_ms;
+        const void *from = swiftrcu_read_copy(current, offsetof(struct config, timeout_ms), &timeout_ms,
+                                              sizeof timeout_ms);
+        if (from == NULL || timeout_ms < 100)
+            atomic_fetch_add(&bad_reads, 1);
+        reads += 2;
     }
     atomic_fetch_add(&reads_total, reads);
     return NULL;
