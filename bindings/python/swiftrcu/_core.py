@@ -170,10 +170,15 @@ _load_retained = declare(_pydll, "swiftrcu_load_retained", Borrowed, [_c_void_p,
 _loader_bind = declare(_pydll, "swiftrcu_loader_bind", _c_int,
                        [_c_void_p, _c_void_p, _c_void_p, ctypes.POINTER(_c_void_p)])
 _loader_unbind = declare(_pydll, "swiftrcu_loader_unbind", _c_int, [_c_void_p])
-_read_unlock = declare(
-    _pydll, "swiftrcu_read_unlock", _c_int, [ctypes.POINTER(GuardStruct)],
-    _status_check("the guard is not this thread's innermost held read-side section: already"
-                  " unlocked, taken by another thread, or an inner guard is still held"))
+_UNLOCK_REFUSED = ("the guard is not this thread's innermost held read-side section: already"
+                   " unlocked, taken by another thread, or an inner guard is still held")
+_read_unlock = declare(_pydll, "swiftrcu_read_unlock", _c_int, [ctypes.POINTER(GuardStruct)],
+                       _status_check(_UNLOCK_REFUSED))
+# The same function taking the Guard's address as an integer and returning the status unchecked,
+# for Guard.unlock and __exit__ (about 150 ns less per unlock than the structure pointer and the
+# errcheck). Only ever given the address of a Guard (self).
+_read_unlock_at = declare(_pydll, "swiftrcu_read_unlock", _c_int, [_c_void_p])
+_addressof = ctypes.addressof
 _old_object = declare(_pydll, "swiftrcu_old_object", Borrowed, [_c_void_p])
 _thread_unregister = declare(_pydll, "swiftrcu_thread_unregister", _c_int, [],
                              _status_check("swiftrcu_thread_unregister"))
@@ -346,14 +351,18 @@ class Guard(GuardStruct):
     def unlock(self) -> None:
         """Leaves the section. Raises RcuError (SWIFTRCU_EPERM) when this is not the thread's
         innermost held guard: already unlocked, another thread's, or an inner one is held."""
-        _read_unlock(self)
+        status = _read_unlock_at(_addressof(self))
+        if status:
+            raise _error(status, _UNLOCK_REFUSED)
 
     def __enter__(self) -> "Guard":
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._thread:
-            _read_unlock(self)
+        if self._thread:  # unlock() inlined: this is every with-block's exit
+            status = _read_unlock_at(_addressof(self))
+            if status:
+                raise _error(status, _UNLOCK_REFUSED)
 
     def __del__(self, _state: _State = _state) -> None:
         if self._thread and not _state.exiting:
