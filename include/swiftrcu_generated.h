@@ -437,10 +437,10 @@ SWIFT_EXTERN void * _Nullable swiftrcu_old_object(swiftrcu_const_old_ref _Nullab
 /// not dereference it unless the object is kept alive by other means; comparing it with an
 /// earlier result tells whether the object was replaced in between (unless an object was freed
 /// and another allocated at its address). Returns NULL, copying nothing, when ptr publishes NULL,
-/// for a NULL, stale or wrong-kind ptr, for a NULL dst with a nonzero size, when offset + size
-/// overflows, or when no section can be entered (the thread is exiting). The library does not
-/// know the object’s size: offset + size must lie within it, as for memcpy. size 0 copies
-/// nothing. Never blocks, writes no shared memory (other than dst).
+/// for a NULL, stale or wrong-kind ptr, for a NULL dst with a nonzero size, when offset or size
+/// exceeds PTRDIFF_MAX, or when no section can be entered (the thread is exiting). The library
+/// does not know the object’s size: offset + size must lie within it, as for memcpy. size 0
+/// copies nothing. Never blocks, writes no shared memory (other than dst).
 SWIFT_EXTERN void const * _Nullable swiftrcu_read_copy(swiftrcu_const_ptr_ref _Nullable ptr, size_t offset, void * _Nullable dst, size_t size) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
 /// Enters a read-side critical section and returns a guard for it.

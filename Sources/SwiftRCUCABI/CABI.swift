@@ -317,10 +317,10 @@ private func readSectionSlow(
 /// not dereference it unless the object is kept alive by other means; comparing it with an
 /// earlier result tells whether the object was replaced in between (unless an object was freed
 /// and another allocated at its address). Returns NULL, copying nothing, when ptr publishes NULL,
-/// for a NULL, stale or wrong-kind ptr, for a NULL dst with a nonzero size, when offset + size
-/// overflows, or when no section can be entered (the thread is exiting). The library does not
-/// know the object's size: offset + size must lie within it, as for memcpy. size 0 copies
-/// nothing. Never blocks, writes no shared memory (other than dst).
+/// for a NULL, stale or wrong-kind ptr, for a NULL dst with a nonzero size, when offset or size
+/// exceeds PTRDIFF_MAX, or when no section can be entered (the thread is exiting). The library
+/// does not know the object's size: offset + size must lie within it, as for memcpy. size 0
+/// copies nothing. Never blocks, writes no shared memory (other than dst).
 @c(swiftrcu_read_copy)
 public func swiftrcu_read_copy(
     _ ptr: swiftrcu_const_ptr_ref?, _ offset: UInt, _ dst: UnsafeMutableRawPointer?, _ size: UInt
