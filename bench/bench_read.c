@@ -26,8 +26,8 @@
 #include <urcu/urcu-memb.h>
 
 #include <errno.h>
-#include <stddef.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -730,7 +730,7 @@ static void op_read_section(void) {
 }
 
 /* read_copy: a byte picks the size (0-31, cut to stay inside the object; one call in eight has
- * an offset past SIZE_MAX, one in eight a NULL destination), the next the offset (0-15); the
+ * an offset near SIZE_MAX, one in eight a NULL destination), the next the offset (0-15); the
  * bytes copied must be the object's, and the bytes around them in dst untouched. */
 static void op_read_copy(void) {
     current_op = "read_copy";
