@@ -562,6 +562,18 @@ static void json_series(FILE *f, const double *xs, int n) {
     fputc(']', f);
 }
 
+/* The three series of one scenario with a writer: "<name>_reads_per_s", "<name>_cpu_share" and
+ * "<name>_updates_per_s". */
+static void json_writer_scenario(FILE *f, const char *name, const double *reads, const double *share,
+                                 const double *updates, int n) {
+    fprintf(f, ", \"%s_reads_per_s\": ", name);
+    json_series(f, reads, n);
+    fprintf(f, ", \"%s_cpu_share\": ", name);
+    json_series(f, share, n);
+    fprintf(f, ", \"%s_updates_per_s\": ", name);
+    json_series(f, updates, n);
+}
+
 static int find_variant(const char *name) {
     for (size_t i = 0; i < NVARIANTS; i++)
         if (strcmp(variants[i].name, name) == 0) return (int)i;
@@ -726,29 +738,12 @@ int main(int argc, char **argv) {
         fprintf(f, ", \"t2_cpu_share\": ");
         json_series(f, share_t2[v], reps);
         if (variants[v].writer) {
-            fprintf(f, ", \"writer_reads_per_s\": ");
-            json_series(f, results_wr[v], reps);
-            fprintf(f, ", \"writer_cpu_share\": ");
-            json_series(f, share_wr[v], reps);
-            fprintf(f, ", \"writer_updates_per_s\": ");
-            json_series(f, results_wu[v], reps);
-            if (own_cpus && variants[v].own_cpus) {
-                fprintf(f, ", \"own_cpus_reads_per_s\": ");
-                json_series(f, results_or[v], reps);
-                fprintf(f, ", \"own_cpus_cpu_share\": ");
-                json_series(f, share_or[v], reps);
-                fprintf(f, ", \"own_cpus_updates_per_s\": ");
-                json_series(f, results_ou[v], reps);
-            }
+            json_writer_scenario(f, "writer", results_wr[v], share_wr[v], results_wu[v], reps);
+            if (own_cpus && variants[v].own_cpus)
+                json_writer_scenario(f, "own_cpus", results_or[v], share_or[v], results_ou[v], reps);
         }
-        if (variants[v].defer_writer) {
-            fprintf(f, ", \"defer_reads_per_s\": ");
-            json_series(f, results_dr[v], reps);
-            fprintf(f, ", \"defer_cpu_share\": ");
-            json_series(f, share_dr[v], reps);
-            fprintf(f, ", \"defer_updates_per_s\": ");
-            json_series(f, results_du[v], reps);
-        }
+        if (variants[v].defer_writer)
+            json_writer_scenario(f, "defer", results_dr[v], share_dr[v], results_du[v], reps);
         fputc('}', f);
     }
     fprintf(f, "\n  },\n  \"latency\": {\n");
