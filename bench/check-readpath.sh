@@ -16,7 +16,10 @@
 # "fallback", not as a finding. Our read path tests a copy of that flag kept in the thread's state
 # (the `membarrier` byte of struct rcushim_thread, at MEMBARRIER_OFFSET, reached through the
 # pointer loaded from %fs); both forms are recognised, and every mfence in the block a test of
-# the flag branches to (up to the jump back) counts as fallback. Only direct contents are checked; other callees are listed by name.
+# the flag branches to (up to the jump back) counts as fallback. The scan is linear: a call
+# clobbers the caller-saved registers until its block ends with a ret or jmp, after which the
+# registers are as they were before the call. Only direct contents are checked; other callees are
+# listed by name.
 #
 # Exit status: 1 when a swiftrcu_* function calls retain/release/beginAccess/malloc or contains a
 # locked instruction or an mfence that is not the fallback; 2 on usage errors; 0 otherwise.
@@ -163,6 +166,7 @@ def analyse(path, name, start, size, got):
     guarded_targets = set()
     prev_guarded_branch = False
     mfences = []
+    before_call = None  # register sets before the last call, until its block ends
     for addr, mn, ops, comment in insns:
         last = ops.split(",")[-1].strip() if ops else ""
         dst = REG64.get(last[1:], last[1:]) if re.match(r"^%\w+$", last) else None
@@ -194,6 +198,7 @@ def analyse(path, name, start, size, got):
                     if not hit and tname not in res["other_calls"]:
                         res["other_calls"].append(tname)
             if mn == "call":  # a call clobbers these (a jump does not)
+                before_call = (set(addr_regs), set(value_regs), set(state_regs))
                 addr_regs.difference_update(CALLER_SAVED)
                 value_regs.difference_update(CALLER_SAVED)
                 state_regs.difference_update(CALLER_SAVED)
@@ -247,6 +252,12 @@ def analyse(path, name, start, size, got):
             elif mn.startswith("lea") and ref == "var":
                 addr_regs.add(dst)
         prev_guarded_branch = guarded_here
+        # A block that ends after a call (a slow path that calls out and returns) is left by
+        # its ret or jmp: the code that follows it is reached by jumps from before the call,
+        # so the call did not clobber the registers there.
+        if before_call is not None and (mn == "jmp" or mn.startswith("ret")):
+            addr_regs, value_regs, state_regs = before_call
+            before_call = None
     # The fallback blocks: from a guarded branch target up to the next jmp or ret.
     fallback = set()
     inside = False

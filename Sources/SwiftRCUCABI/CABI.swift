@@ -260,8 +260,17 @@ public func swiftrcu_load(_ ptr: swiftrcu_const_ptr_ref?) -> UnsafeMutableRawPoi
     rcushim_read_lock(t)
     // A NULL ptr is 0, which no live handle is: the lookup refuses it.
     let object = publishedObject(UInt(bitPattern: ptr))
-    if _slowPath(rcushim_read_leave(t) != 0) { rcushim_wake_writer() }
+    if _slowPath(rcushim_read_leave(t) != 0) { return wakeWriter(returning: object) }
     return object
+}
+
+/// Wakes the waiting writer (rcushim_wake_writer), then returns `result`: the last step of a
+/// read function that left its section, out of line, so that nothing is live across the call
+/// and the read function saves no registers.
+@inline(never)
+private func wakeWriter<R>(returning result: R) -> R {
+    rcushim_wake_writer()
+    return result
 }
 
 @inline(never)
@@ -328,13 +337,34 @@ public func swiftrcu_read_copy(
     let t = rcushim_self()
     guard _fastPath(rcushim_is_ready(t) != 0) else { return readCopySlow(ptr, offset, dst, size) }
     rcushim_read_lock(t)
-    let object = copyFromPublished(UInt(bitPattern: ptr), offset, dst, size)
+    let handle = UInt(bitPattern: ptr)
+    // The common case inline: a live ptr with an object, and 8 or 4 bytes to copy. Everything
+    // else, refusals included, is done by readCopyRest, which leaves the section too; so nothing
+    // is live across a call on any path, and the function saves no registers.
+    guard let object = publishedObject(handle) else { return readCopyRest(handle, offset, dst, size, t) }
+    guard let dst else { return readCopyRest(handle, offset, nil, size, t) }
+    guard _fastPath(Int(bitPattern: offset) >= 0) else { return readCopyRest(handle, offset, dst, size, t) }
+    // SAFETY: as in copyFromPublished.
+    guard copyInOneMove(UnsafeRawPointer(object) + Int(bitPattern: offset), dst, size) else {
+        return readCopyRest(handle, offset, dst, size, t)
+    }
+    if _slowPath(rcushim_read_leave(t) != 0) { return wakeWriter(returning: UnsafeRawPointer(object)) }
+    return UnsafeRawPointer(object)
+}
+
+/// swiftrcu_read_copy's other cases, inside the section the caller entered on `t`, which this
+/// leaves.
+@inline(never)
+private func readCopyRest(
+    _ handle: UInt, _ offset: UInt, _ dst: UnsafeMutableRawPointer?, _ size: UInt,
+    _ t: UnsafeMutablePointer<rcushim_thread>
+) -> UnsafeRawPointer? {
+    let object = copyFromPublished(handle, offset, dst, size)
     if _slowPath(rcushim_read_leave(t) != 0) { rcushim_wake_writer() }
     return object
 }
 
-/// The body of swiftrcu_read_copy; call inside a read section. Checks the arguments only after
-/// the lookup, so that they cost no more than a test each on the common path (8 bytes).
+/// The body of swiftrcu_read_copy; call inside a read section.
 @inline(__always)
 private func copyFromPublished(
     _ handle: UInt, _ offset: UInt, _ dst: UnsafeMutableRawPointer?, _ size: UInt
@@ -349,14 +379,22 @@ private func copyFromPublished(
     // that dst has size bytes; the object cannot be destroyed before this section ends. Neither
     // side need be aligned: the fixed sizes (one move each) use unaligned loads and stores.
     let source = UnsafeRawPointer(object) + Int(bitPattern: offset)
-    if size == 8 {
-        dst.storeBytes(of: source.loadUnaligned(as: UInt64.self), as: UInt64.self)
-    } else if size == 4 {
-        dst.storeBytes(of: source.loadUnaligned(as: UInt32.self), as: UInt32.self)
-    } else {
+    if !copyInOneMove(source, dst, size) {
         dst.copyMemory(from: source, byteCount: Int(bitPattern: size))
     }
     return UnsafeRawPointer(object)
+}
+
+/// Copies 8 or 4 bytes from source to dst with one unaligned load and store and returns true;
+/// returns false, copying nothing, for any other size. The caller vouches for both ranges.
+@inline(__always)
+private func copyInOneMove(_ source: UnsafeRawPointer, _ dst: UnsafeMutableRawPointer, _ size: UInt) -> Bool {
+    switch size {
+    case 8: dst.storeBytes(of: source.loadUnaligned(as: UInt64.self), as: UInt64.self)
+    case 4: dst.storeBytes(of: source.loadUnaligned(as: UInt32.self), as: UInt32.self)
+    default: return false
+    }
+    return true
 }
 
 @inline(never)
