@@ -473,23 +473,41 @@ static void *stress_reader(void *arg) {
     return NULL;
 }
 
-static void *stress_writer(void *arg) {
-    swiftrcu_ptr *p = arg;
+/* What a stress-test writer publishes: prepare(i) for i = *next, *next + 1, ... below count,
+ * shared by all writers of the test; failed calls are counted in *bad. */
+struct stress_feed {
+    atomic_int *next;
+    int count;
+    void *(*prepare)(int i); /* initialises object i and returns it */
+    atomic_long *bad;
+};
+
+/* Publishes the feed's objects in p one by one, releasing each previous object with old_free
+ * and old_defer in turn. */
+static void write_feed(swiftrcu_ptr *p, const struct stress_feed *feed) {
     for (;;) {
-        int i = atomic_fetch_add(&stress_next, 1);
-        if (i >= STRESS_OBJECTS)
+        int i = atomic_fetch_add(feed->next, 1);
+        if (i >= feed->count)
             break;
-        stress_objects[i].magic = LIVE;
-        stress_objects[i].id = i;
         swiftrcu_old *old = NULL;
-        if (swiftrcu_replace(p, &stress_objects[i], &old) != SWIFTRCU_OK || old == NULL) {
-            atomic_fetch_add(&stress_bad, 1);
+        if (swiftrcu_replace(p, feed->prepare(i), &old) != SWIFTRCU_OK || old == NULL) {
+            atomic_fetch_add(feed->bad, 1);
             continue;
         }
-        int rc = (i % 2) ? swiftrcu_old_defer(old) : swiftrcu_old_free(old);
-        if (rc != SWIFTRCU_OK)
-            atomic_fetch_add(&stress_bad, 1);
+        if (((i % 2) ? swiftrcu_old_defer(old) : swiftrcu_old_free(old)) != SWIFTRCU_OK)
+            atomic_fetch_add(feed->bad, 1);
     }
+}
+
+static void *stress_prepare(int i) {
+    stress_objects[i].magic = LIVE;
+    stress_objects[i].id = i;
+    return &stress_objects[i];
+}
+
+static void *stress_writer(void *arg) {
+    static const struct stress_feed feed = {&stress_next, STRESS_OBJECTS, stress_prepare, &stress_bad};
+    write_feed(arg, &feed);
     return NULL;
 }
 
@@ -763,22 +781,15 @@ static void *copy_reader(void *arg) {
     return NULL;
 }
 
+static void *copy_prepare(int i) {
+    copy_objects[i] = (struct copy_object){.low = (uint64_t)i, .high = (uint64_t)i, .magic = LIVE,
+                                           .id = (uint32_t)i};
+    return &copy_objects[i];
+}
+
 static void *copy_writer(void *arg) {
-    swiftrcu_ptr *p = arg;
-    for (;;) {
-        int i = atomic_fetch_add(&copy_next, 1);
-        if (i >= COPY_OBJECTS)
-            break;
-        copy_objects[i] = (struct copy_object){.low = (uint64_t)i, .high = (uint64_t)i, .magic = LIVE,
-                                               .id = (uint32_t)i};
-        swiftrcu_old *old = NULL;
-        if (swiftrcu_replace(p, &copy_objects[i], &old) != SWIFTRCU_OK || old == NULL) {
-            atomic_fetch_add(&copy_bad, 1);
-            continue;
-        }
-        if (((i % 2) ? swiftrcu_old_defer(old) : swiftrcu_old_free(old)) != SWIFTRCU_OK)
-            atomic_fetch_add(&copy_bad, 1);
-    }
+    static const struct stress_feed feed = {&copy_next, COPY_OBJECTS, copy_prepare, &copy_bad};
+    write_feed(arg, &feed);
     return NULL;
 }
 
@@ -1060,21 +1071,14 @@ static void *loader_reader(void *arg) {
     return NULL;
 }
 
+static void *loader_prepare(int i) {
+    counted_init(&loader_objects[i]);
+    return &loader_objects[i];
+}
+
 static void *loader_writer(void *arg) {
-    swiftrcu_ptr *p = arg;
-    for (;;) {
-        int i = atomic_fetch_add(&loader_next, 1);
-        if (i >= LOADER_OBJECTS)
-            break;
-        counted_init(&loader_objects[i]);
-        swiftrcu_old *old = NULL;
-        if (swiftrcu_replace(p, &loader_objects[i], &old) != SWIFTRCU_OK || old == NULL) {
-            atomic_fetch_add(&loader_bad, 1);
-            continue;
-        }
-        if (((i % 2) ? swiftrcu_old_defer(old) : swiftrcu_old_free(old)) != SWIFTRCU_OK)
-            atomic_fetch_add(&loader_bad, 1);
-    }
+    static const struct stress_feed feed = {&loader_next, LOADER_OBJECTS, loader_prepare, &loader_bad};
+    write_feed(arg, &feed);
     return NULL;
 }
 
