@@ -45,7 +45,8 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_rwlock_t gp_fork_lock = PTHREAD_RWLOCK_INITIALIZER;
 
 /* The C ABI's handle table (see Handles.swift); the free list starts empty (UINT32_MAX). */
-uintptr_t rcushim_directory_storage[RCUSHIM_DIRECTORY_SIZE];
+uintptr_t rcushim_directory_storage[RCUSHIM_DIRECTORY_SIZE] __attribute__((aligned(64)));
+unsigned char rcushim_first_segment_storage[RCUSHIM_FIRST_SEGMENT_BYTES] __attribute__((aligned(64)));
 struct rcushim_free_list rcushim_free_list_storage = {UINT32_MAX, UINT32_MAX, 0};
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 

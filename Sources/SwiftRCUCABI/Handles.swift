@@ -9,7 +9,8 @@ import Glibc
 import Synchronization
 import SwiftRCU
 
-/// What a handle refers to; the low two bits of every handle.
+/// What a handle refers to; the low two bits of every handle. No handle has both bits set (3) or
+/// neither (0), so testing a kind's own bit refuses the other kind and NULL.
 enum HandleKind: UInt64 {
     case ptr = 1
     case old = 2
@@ -40,12 +41,16 @@ struct HandleSlot: ~Copyable {
 }
 
 /// The slots of all live handles: a directory of segments, filled on demand and never freed. A
-/// segment holds `segmentSize` slots followed by one deferred-destroy record per slot.
+/// segment holds `segmentSize` slots followed by one deferred-destroy record per slot. The first
+/// segment is the shim's static storage, so `lookup` reaches slots 0..<`segmentSize` without the
+/// directory.
 ///
 /// # Invariants
 ///
 /// - `directory[i]` is 0 or the address of a segment of `segmentSize` initialised slots, and once
 ///   set never changes; segments are filled in order, `segmentCount` of them so far;
+/// - `directory[0]`, once set, is `firstSegment`; before that, `firstSegment` holds zero bytes,
+///   which read as slots whose stamp is 0 (no handle matches it);
 /// - free slots form a FIFO list through `nextFree` (`freeHead` ... `freeTail`), so a slot is
 ///   reused as late as possible.
 enum HandleTable {
@@ -70,6 +75,15 @@ enum HandleTable {
         rcushim_directory().assumingMemoryBound(to: Atomic<UInt>.self)
     }
 
+    /// The first segment (static, zero-filled until `grow` first runs).
+    @inline(__always)
+    static var firstSegment: UnsafeMutablePointer<HandleSlot> {
+        // SAFETY: the storage is static, aligned to 64 and `RCUSHIM_FIRST_SEGMENT_BYTES` long, which
+        // `grow` checks holds a segment; zero bytes are a valid `HandleSlot` (atomics at 0, plain
+        // integers at 0), and its atomic words are only ever accessed as atomics.
+        rcushim_first_segment().assumingMemoryBound(to: HandleSlot.self)
+    }
+
     /// The deferred-destroy record that belongs to the slot of `handle` (a live or retired handle
     /// this caller owns): each slot has one, next to it in its segment, so deferring needs no
     /// allocation.
@@ -89,21 +103,40 @@ enum HandleTable {
     @inline(__always)
     static func lookup(_ handle: UInt, _ kind: HandleKind) -> UnsafeMutablePointer<HandleSlot>? {
         let value = UInt64(handle)
-        guard value & 3 == kind.rawValue else { return nil }
-        let index = Int(truncatingIfNeeded: (value & 0xFFFF_FFFF) >> 2)
+        let slot: UnsafeMutablePointer<HandleSlot>
+        // The index is bits 2...31. One test for the common case: the kind's bit is set and the
+        // index is in the first segment (bits 14...31 clear).
+        let highIndexBits = 0xFFFF_FFFF & ~UInt64(segmentSize << 2 - 1)
+        if _fastPath((value ^ kind.rawValue) & (highIndexBits | kind.rawValue) == 0) {
+            // SAFETY: the index is inside the first segment, which is static.
+            slot = firstSegment + Int(truncatingIfNeeded: (value & ~highIndexBits & 0xFFFF_FFFF) >> 2)
+        } else {
+            // The kind's bit refuses NULL and the other kind; a value with both bits set is
+            // refused by the stamp comparison below (no handle has both).
+            guard value & kind.rawValue != 0,
+                let found = laterSlot(Int(truncatingIfNeeded: (value & 0xFFFF_FFFF) >> 2))
+            else { return nil }
+            slot = found
+        }
+        // Ordering: acquire pairs with the release store in `publish`, so the words written
+        // before it are visible.
+        guard _fastPath(slot.pointee.stamp.load(ordering: .acquiring) == value) else { return nil }
+        return slot
+    }
+
+    /// The slot at `index` (at least `segmentSize`) in a later segment, or nil if that segment
+    /// does not exist yet.
+    @inline(__always)
+    private static func laterSlot(_ index: Int) -> UnsafeMutablePointer<HandleSlot>? {
         // Masked rather than bounds-checked: a handle whose index is out of range lands on some
-        // slot whose stamp (always an in-range handle) cannot equal it, so it is refused below.
+        // slot whose stamp (always an in-range handle) cannot equal it, so `lookup` refuses it.
         let segmentIndex = (index >> segmentShift) & (directorySize - 1)
         // Ordering: acquire pairs with the release store that published the segment, so its
         // initialised slots are visible.
         let base = directory[segmentIndex].load(ordering: .acquiring)
         guard let segment = UnsafeMutablePointer<HandleSlot>(bitPattern: base) else { return nil }
         // SAFETY: `index & (segmentSize - 1)` is inside the segment, which is never freed.
-        let slot = segment + (index & (segmentSize - 1))
-        // Ordering: acquire pairs with the release store in `publish`, so the words written
-        // before it are visible.
-        guard slot.pointee.stamp.load(ordering: .acquiring) == value else { return nil }
-        return slot
+        return segment + (index & (segmentSize - 1))
     }
 
     /// Takes a free slot for a new handle of `kind`; the handle is not live until `publish`.
@@ -168,15 +201,31 @@ enum HandleTable {
         guard count < directorySize else { return false }
         let slotBytes = MemoryLayout<HandleSlot>.stride * segmentSize
         let size = slotBytes + MemoryLayout<DeferredDestroy>.stride * segmentSize
-        guard let raw = malloc(size) else { return false }
-        // SAFETY: fresh memory for `segmentSize` slots then as many records (malloc's alignment
-        // covers both, and `slotBytes` keeps the records aligned), initialised before publication.
+        // The static first segment must hold one.
+        precondition(size <= Int(RCUSHIM_FIRST_SEGMENT_BYTES) && segmentSize == Int(RCUSHIM_SEGMENT_SLOTS))
+        let raw: UnsafeMutableRawPointer
+        if count == 0 {
+            raw = UnsafeMutableRawPointer(firstSegment)
+        } else {
+            guard let fresh = malloc(size) else { return false }
+            raw = fresh
+        }
+        // SAFETY: memory for `segmentSize` slots then as many records (64-byte or malloc's
+        // alignment covers both, and `slotBytes` keeps the records aligned), initialised before
+        // publication; records are only used through handles, so none is in use yet.
         let records = raw.advanced(by: slotBytes).bindMemory(to: DeferredDestroy.self, capacity: segmentSize)
         records.initialize(repeating: DeferredDestroy(), count: segmentSize)
         let segment = raw.bindMemory(to: HandleSlot.self, capacity: segmentSize)
         let first = count << segmentShift
         for i in 0..<segmentSize {
-            (segment + i).initialize(to: HandleSlot())
+            if count != 0 {
+                (segment + i).initialize(to: HandleSlot())
+            } else {
+                // The static segment's zero bytes are already slots whose atomics are 0, which
+                // `lookup` may be reading now (for a bogus handle): set only the plain fields,
+                // which it never reads.
+                segment[i].generation = 1
+            }
             segment[i].nextFree = i + 1 < segmentSize ? UInt32(first + i + 1) : noSlot
         }
         // Ordering: release pairs with the acquire load in `lookup`.

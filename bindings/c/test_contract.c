@@ -1101,10 +1101,76 @@ static void test_loader_concurrency(void) {
     CHECK_EQ_INT(atomic_load(&retain_bad), 0);
 }
 
+/* More live handles than one segment of the table holds (4096): handles in the first (static)
+ * segment and in later ones are found, refused once stale, and refused as the other kind. */
+#define MANY_HANDLES 9000
+static void test_many_handles(void) {
+    static swiftrcu_ptr *ptrs[MANY_HANDLES];
+    static swiftrcu_old *olds[MANY_HANDLES];
+    static int values[MANY_HANDLES];
+    int made = 0;
+    for (int i = 0; i < MANY_HANDLES; i++) {
+        ptrs[i] = swiftrcu_new(&values[i], NULL, NULL);
+        olds[i] = NULL;
+        made += ptrs[i] != NULL && swiftrcu_replace(ptrs[i], &values[i], &olds[i]) == SWIFTRCU_OK && olds[i] != NULL;
+    }
+    CHECK_EQ_INT(made, MANY_HANDLES);
+    int found = 0, old_found = 0, kind_refused = 0;
+    swiftrcu_guard g = swiftrcu_read_lock();
+    for (int i = 0; i < MANY_HANDLES; i++) {
+        found += swiftrcu_dereference(ptrs[i], &g) == &values[i];
+        found += swiftrcu_load(ptrs[i]) == &values[i];
+        old_found += swiftrcu_old_object(olds[i]) == &values[i];
+        /* An old handle where a ptr is expected, and the reverse. */
+        kind_refused += swiftrcu_dereference((swiftrcu_ptr *)olds[i], &g) == NULL;
+        kind_refused += swiftrcu_old_object((swiftrcu_old *)ptrs[i]) == NULL;
+        /* Both kind bits set: no handle has them. */
+        kind_refused += swiftrcu_dereference((swiftrcu_ptr *)((uintptr_t)ptrs[i] | 3), &g) == NULL;
+        kind_refused += swiftrcu_old_object((swiftrcu_old *)((uintptr_t)olds[i] | 3)) == NULL;
+    }
+    CHECK_EQ_INT(found, 2 * MANY_HANDLES);
+    CHECK_EQ_INT(old_found, MANY_HANDLES);
+    CHECK_EQ_INT(kind_refused, 4 * MANY_HANDLES);
+    /* Small and out-of-range values that are no handle at all. */
+    int bogus_refused = 0;
+    for (uintptr_t v = 1; v < 64; v++)
+        bogus_refused += swiftrcu_dereference((swiftrcu_ptr *)v, &g) == NULL;
+    for (uintptr_t shift = 2; shift < 64; shift++)
+        bogus_refused += swiftrcu_dereference((swiftrcu_ptr *)(((uintptr_t)1 << shift) | 1), &g) == NULL;
+    CHECK_EQ_INT(bogus_refused, 63 + 62);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g), SWIFTRCU_OK);
+
+    /* Free every other one, then the stale ones are refused and the rest still found. */
+    int freed = 0;
+    for (int i = 0; i < MANY_HANDLES; i += 2)
+        freed += swiftrcu_old_free(olds[i]) == SWIFTRCU_OK && swiftrcu_free(ptrs[i]) == SWIFTRCU_OK;
+    CHECK_EQ_INT(freed, MANY_HANDLES / 2);
+    int stale_refused = 0, still_found = 0;
+    g = swiftrcu_read_lock();
+    for (int i = 0; i < MANY_HANDLES; i++) {
+        if (i % 2 == 0) {
+            stale_refused += swiftrcu_dereference(ptrs[i], &g) == NULL;
+            stale_refused += swiftrcu_old_object(olds[i]) == NULL;
+        } else {
+            still_found += swiftrcu_dereference(ptrs[i], &g) == &values[i];
+            still_found += swiftrcu_old_object(olds[i]) == &values[i];
+        }
+    }
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g), SWIFTRCU_OK);
+    CHECK_EQ_INT(stale_refused, MANY_HANDLES);
+    CHECK_EQ_INT(still_found, MANY_HANDLES);
+    int rest = 0;
+    for (int i = 1; i < MANY_HANDLES; i += 2)
+        rest += swiftrcu_old_free(olds[i]) == SWIFTRCU_OK && swiftrcu_free(ptrs[i]) == SWIFTRCU_OK;
+    CHECK_EQ_INT(rest, MANY_HANDLES / 2);
+    CHECK_EQ_INT(swiftrcu_free(ptrs[1]), SWIFTRCU_EINVAL);
+}
+
 int main(void) {
     harness_watchdog(120);
     test_version_and_errors();
     test_new_and_free();
+    test_many_handles();
     test_guards();
     test_threads();
     test_replace();

@@ -189,6 +189,11 @@ void rcushim_synchronize(void) __attribute__((visibility("hidden")));
  */
 #define RCUSHIM_DIRECTORY_SIZE 4096
 
+/* Slots per segment, and the bytes of the first segment's static storage: 4096 slots of 40 bytes
+ * then 4096 deferred-destroy records of 56 bytes (Handles.swift checks that its layout fits). */
+#define RCUSHIM_SEGMENT_SLOTS 4096
+#define RCUSHIM_FIRST_SEGMENT_BYTES 393216 /* 4096 * (40 + 56) */
+
 /** The free list's state; only touched with rcushim_table_lock() held. */
 struct rcushim_free_list {
     uint32_t head;
@@ -196,12 +201,19 @@ struct rcushim_free_list {
     uint32_t segment_count;
 };
 
-/* EXPORTED-FROM-SHIM: the table's storage, zero-initialised, never freed. */
+/* EXPORTED-FROM-SHIM: the table's storage, zero-initialised, never freed. The first segment is
+ * static, so a lookup of its slots (every handle while a program has at most 4096) needs no load
+ * from the directory: its address is a constant. */
 extern uintptr_t rcushim_directory_storage[RCUSHIM_DIRECTORY_SIZE] __attribute__((visibility("hidden")));
+extern unsigned char rcushim_first_segment_storage[RCUSHIM_FIRST_SEGMENT_BYTES]
+    __attribute__((visibility("hidden")));
 extern struct rcushim_free_list rcushim_free_list_storage __attribute__((visibility("hidden")));
 
 /* INLINE FAST PATH: the directory of segment addresses (accessed atomically by the Swift side). */
 static inline void *rcushim_directory(void) { return rcushim_directory_storage; }
+
+/* INLINE FAST PATH: the first segment's storage (zero bytes until the table first grows). */
+static inline void *rcushim_first_segment(void) { return rcushim_first_segment_storage; }
 
 /* INLINE FAST PATH: the free list (only with the table lock held). */
 static inline struct rcushim_free_list *rcushim_free_list(void) { return &rcushim_free_list_storage; }
