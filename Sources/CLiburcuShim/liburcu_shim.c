@@ -17,8 +17,9 @@
 /* What rcushim_current names before a thread has its state and after it exited; never written.
  * A thread's own state is allocated on its first use (kept out of TLS so that the library's TLS
  * segment stays small enough for dlopen with one initial-exec variable) and freed at its exit. */
-static struct rcushim_thread unready_placeholder;
-static struct rcushim_thread exited_placeholder;
+struct urcu_reader rcushim_unready_reader;
+static struct rcushim_thread unready_placeholder = {.reader = &rcushim_unready_reader};
+static struct rcushim_thread exited_placeholder = {.reader = &rcushim_unready_reader};
 
 __thread struct rcushim_thread *rcushim_current
     __attribute__((tls_model("initial-exec"))) = &unready_placeholder;
@@ -100,6 +101,7 @@ static void release_registration(struct rcushim_thread *t) {
         pthread_rwlock_unlock(&gp_fork_lock);
     }
     t->ready = 0;
+    t->reader = &rcushim_unready_reader; /* INVARIANT: not ready */
     t->owns_registration = 0;
 }
 
@@ -202,6 +204,7 @@ static struct rcushim_thread *new_state(void) {
     if (t == NULL)
         return NULL;
     t->serial = own_serial();
+    t->reader = &rcushim_unready_reader; /* INVARIANT: not ready yet */
     rcushim_current = t;
     (void)pthread_setspecific(exit_key, t);
     return t;
@@ -285,7 +288,6 @@ struct rcushim_thread *rcushim_thread_init(void) {
         pthread_rwlock_unlock(&gp_fork_lock);
         t->owns_registration = 1;
     }
-    t->reader = reader;
     /* Final by now: liburcu initialises it before registering any thread. */
     t->membarrier = urcu_memb_has_sys_membarrier != 0;
     if (!t->ready) {
@@ -295,6 +297,7 @@ struct rcushim_thread *rcushim_thread_init(void) {
         registry_head = &registry_link;
         pthread_mutex_unlock(&registry_lock);
     }
+    t->reader = reader; /* INVARIANT: with `ready`, the thread's own record */
     t->ready = 1;
     return t;
 }

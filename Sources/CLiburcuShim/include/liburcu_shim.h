@@ -42,6 +42,8 @@ extern "C" {
  *    `reader` is the address of the thread's liburcu reader record (&URCU_TLS(urcu_memb_reader));
  *    if the program unregisters an adopted thread from liburcu, the record's `registered` bit
  *    says so and the next use registers it again;
+ *  - while `ready` is 0, `reader` is rcushim_unready_reader: a record whose `registered` is 0 and
+ *    that nothing writes (so `reader` is never NULL, and one test of `registered` tells ready);
  *  - once `ready`, `membarrier` equals liburcu's urcu_memb_has_sys_membarrier, which liburcu sets
  *    at its initialisation (done before any thread is registered) and never changes afterwards;
  *  - `depth` counts the library's open read-side sections on this thread (each one also holds one
@@ -57,7 +59,7 @@ struct rcushim_thread {
     uint8_t owns_registration; /* 1: the library registered the thread; 0: adopted or none */
     uint8_t in_callback;       /* >0: running a deferred destroy on a liburcu call_rcu thread */
     uint8_t membarrier;        /* liburcu's urcu_memb_has_sys_membarrier, copied once ready */
-    struct urcu_reader *_Nullable reader; /* this thread's liburcu reader record, once ready */
+    struct urcu_reader *_Nonnull reader; /* this thread's liburcu reader record, once ready */
     uint64_t ids[RCUSHIM_MAX_NESTING];
 };
 
@@ -158,13 +160,16 @@ static inline int rcushim_read_ongoing(void) { return _urcu_memb_read_ongoing() 
  * program made itself); returns its state, or NULL when the thread is exiting. */
 struct rcushim_thread *_Nullable rcushim_thread_init(void) __attribute__((visibility("hidden")));
 
+/* EXPORTED-FROM-SHIM: the reader record of every thread state that is not ready (placeholders
+ * included): its `registered` is 0 and nothing writes it. */
+extern struct urcu_reader rcushim_unready_reader __attribute__((visibility("hidden")));
+
 /* INLINE FAST PATH: whether `t` (from rcushim_self()) may enter a read-side section as it is,
- * without rcushim_thread_init. The registered bit matters only for an adopted registration,
- * which the program may withdraw behind our back (the library's own is only withdrawn through
- * rcushim_thread_fini, which clears `ready`), but testing it for every thread costs one load
- * and keeps adopted threads on the same straight path. */
+ * without rcushim_thread_init: `ready`, and, for an adopted registration, which the program may
+ * withdraw behind our back, still registered with liburcu. One test covers both, because a
+ * state that is not ready names rcushim_unready_reader, whose registered bit is 0. */
 static inline int rcushim_is_ready(struct rcushim_thread *t) {
-    return t->ready && t->reader->registered;
+    return t->reader->registered;
 }
 
 /* INLINE FAST PATH: the calling thread's state, ready to enter a read-side section (registered
