@@ -18,8 +18,8 @@
  * A thread's own state is allocated on its first use (kept out of TLS so that the library's TLS
  * segment stays small enough for dlopen with one initial-exec variable) and freed at its exit. */
 struct urcu_reader rcushim_unready_reader;
-static struct rcushim_thread unready_placeholder = {.reader = &rcushim_unready_reader};
-static struct rcushim_thread exited_placeholder = {.reader = &rcushim_unready_reader};
+static struct rcushim_thread unready_placeholder = {.reader = &rcushim_unready_reader, .ids = {RCUSHIM_NO_ID}};
+static struct rcushim_thread exited_placeholder = {.reader = &rcushim_unready_reader, .ids = {RCUSHIM_NO_ID}};
 
 __thread struct rcushim_thread *rcushim_current
     __attribute__((tls_model("initial-exec"))) = &unready_placeholder;
@@ -205,6 +205,7 @@ static struct rcushim_thread *new_state(void) {
         return NULL;
     t->serial = own_serial();
     t->reader = &rcushim_unready_reader; /* INVARIANT: not ready yet */
+    t->ids[0] = RCUSHIM_NO_ID;            /* INVARIANT: no guard names depth 0 */
     rcushim_current = t;
     (void)pthread_setspecific(exit_key, t);
     return t;

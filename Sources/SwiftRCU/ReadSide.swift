@@ -14,9 +14,9 @@ import CLiburcuShim
 ///
 /// - `thread` is the `serial` of the thread that entered the section (never 0 for a real section);
 /// - `word` is `seq << 8 | depth`, where `depth` (1...255) is the section's nesting level and `seq`
-///   the value that thread recorded in `ids[depth - 1]` when it entered the section.
+///   the value that thread recorded in `ids[depth]` when it entered the section.
 ///
-/// A token names a *held* section exactly while that thread's `ids[depth - 1] == seq` and its depth
+/// A token names a *held* section exactly while that thread's `ids[depth] == seq` and its depth
 /// is at least `depth`; sequence numbers never repeat on a thread, so a copy of a spent token never
 /// names a later section at the same level.
 @frozen
@@ -60,8 +60,9 @@ public enum ReadSide {
         rcushim_read_lock(t)
         let seq = t.pointee.next_seq &+ 1
         t.pointee.next_seq = seq
-        // SAFETY: `depth < RCUSHIM_MAX_NESTING`, the length of `ids`; the thread owns its state.
-        rcushim_ids(t)[Int(depth)] = seq
+        // SAFETY: `depth + 1 <= RCUSHIM_MAX_NESTING`, the last index of `ids`; the thread owns
+        // its state.
+        rcushim_ids(t)[Int(depth &+ 1)] = seq
         t.pointee.depth = depth &+ 1
         return ReadToken(thread: t.pointee.serial, word: seq << 8 | UInt64(depth &+ 1))
     }
@@ -71,11 +72,11 @@ public enum ReadSide {
     public static func holds(_ token: ReadToken) -> Bool {
         let t = rcushim_self()
         guard token.thread == t.pointee.serial else { return false }
-        let depth = token.depth
-        guard depth != 0 else { return false }
-        guard depth <= t.pointee.depth else { return false }
-        // SAFETY: `1 <= depth <= t.depth <= RCUSHIM_MAX_NESTING`, so the index is in `ids`.
-        return rcushim_ids(t)[Int(depth &- 1)] == token.seq
+        let depth = Int(token.depth)
+        guard depth <= Int(t.pointee.depth) else { return false }
+        // SAFETY: `depth <= t.depth <= RCUSHIM_MAX_NESTING`, so the index is in `ids`; depth 0
+        // reads `ids[0]`, RCUSHIM_NO_ID, which no `seq` equals.
+        return rcushim_ids(t)[depth] == token.seq
     }
 
     /// Whether `token` names the innermost section held by the thread whose state is `t` (the
@@ -83,10 +84,11 @@ public enum ReadSide {
     @inlinable @inline(__always)
     public static func isInnermost(_ token: ReadToken, of t: UnsafeMutablePointer<rcushim_thread>) -> Bool {
         guard token.thread == t.pointee.serial else { return false }
-        let depth = token.depth
-        guard depth != 0, depth == t.pointee.depth else { return false }
-        // SAFETY: `1 <= depth <= RCUSHIM_MAX_NESTING`, so the index is in `ids`.
-        return rcushim_ids(t)[Int(depth &- 1)] == token.seq
+        let depth = Int(token.depth)
+        guard depth == Int(t.pointee.depth) else { return false }
+        // SAFETY: `depth <= RCUSHIM_MAX_NESTING`, so the index is in `ids`; depth 0 reads
+        // `ids[0]`, RCUSHIM_NO_ID, which no `seq` equals.
+        return rcushim_ids(t)[depth] == token.seq
     }
 
     /// Leaves the innermost section of the calling thread (state `t`), which `token` names

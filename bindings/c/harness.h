@@ -51,6 +51,16 @@ static void harness_watchdog(unsigned seconds) {
     alarm(seconds);
 }
 
+/* `n` divided by HARNESS_SCALE (a positive integer in the environment; 1 when unset), at least 1:
+ * stress loops take their length from it, so that slow runs (valgrind) can be shortened. */
+static inline int harness_scaled(int n) {
+    const char *s = getenv("HARNESS_SCALE");
+    int d = s ? atoi(s) : 1;
+    if (d < 1)
+        d = 1;
+    return n / d > 0 ? n / d : 1;
+}
+
 /* Prints the closing line and returns the exit status. */
 static int harness_finish(void) {
     int failed = atomic_load(&harness_failed);

@@ -153,6 +153,27 @@ static void test_guards(void) {
     CHECK(swiftrcu_dereference(p, &b) == o);
     CHECK_EQ_INT(swiftrcu_read_unlock(&b), SWIFTRCU_OK);
 
+    /* Guards altered by hand (this test knows the private layout: the thread's serial, then
+     * seq << 8 | depth) are refused, whatever the thread's depth: depth 0 with any sequence
+     * number (0, the largest), and a depth above the thread's. */
+    swiftrcu_guard live = swiftrcu_read_lock();
+    const uint64_t forged_words[] = {0, live._private[1] & ~(uint64_t)0xff, UINT64_MAX << 8, UINT64_MAX,
+                                     (live._private[1] & ~(uint64_t)0xff) | 2};
+    int forged_refused = 0;
+    for (int outside = 0; outside < 2; outside++) {
+        if (outside)
+            CHECK_EQ_INT(swiftrcu_read_unlock(&live), SWIFTRCU_OK);
+        for (size_t i = 0; i < sizeof forged_words / sizeof forged_words[0]; i++) {
+            swiftrcu_guard f = copy;
+            f._private[1] = forged_words[i];
+            forged_refused += swiftrcu_dereference(p, &f) == NULL;
+            forged_refused += swiftrcu_read_unlock(&f) == SWIFTRCU_EPERM;
+        }
+        if (!outside)
+            CHECK(swiftrcu_dereference(p, &live) == o); /* the real one is untouched */
+    }
+    CHECK_EQ_INT(forged_refused, 2 * 2 * (int)(sizeof forged_words / sizeof forged_words[0]));
+
     /* Nesting: innermost first; an outer guard stays valid for dereference. */
     swiftrcu_guard outer = swiftrcu_read_lock();
     swiftrcu_guard inner = swiftrcu_read_lock();
@@ -485,9 +506,10 @@ struct stress_feed {
 /* Publishes the feed's objects in p one by one, releasing each previous object with old_free
  * and old_defer in turn. */
 static void write_feed(swiftrcu_ptr *p, const struct stress_feed *feed) {
+    int count = harness_scaled(feed->count);
     for (;;) {
         int i = atomic_fetch_add(feed->next, 1);
-        if (i >= feed->count)
+        if (i >= count)
             break;
         swiftrcu_old *old = NULL;
         if (swiftrcu_replace(p, feed->prepare(i), &old) != SWIFTRCU_OK || old == NULL) {
@@ -537,9 +559,9 @@ static void test_concurrency(void) {
     CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
     CHECK_EQ_INT(atomic_load(&stress_bad), 0);
     int once = 0;
-    for (int i = 0; i < STRESS_OBJECTS; i++)
+    for (int i = 0; i < harness_scaled(STRESS_OBJECTS); i++)
         once += atomic_load(&stress_destroyed[i]) == 1;
-    CHECK_EQ_INT(once, STRESS_OBJECTS);
+    CHECK_EQ_INT(once, harness_scaled(STRESS_OBJECTS));
 }
 
 /* ---- swiftrcu_read_section ---- */
@@ -863,9 +885,9 @@ static void test_read_copy_concurrency(void) {
     CHECK_EQ_INT(atomic_load(&copy_bad), 0);
     CHECK(atomic_load(&copy_reads) > 0);
     int once = 0;
-    for (int i = 0; i < COPY_OBJECTS; i++)
+    for (int i = 0; i < harness_scaled(COPY_OBJECTS); i++)
         once += atomic_load(&copy_destroyed[i]) == 1;
-    CHECK_EQ_INT(once, COPY_OBJECTS);
+    CHECK_EQ_INT(once, harness_scaled(COPY_OBJECTS));
 }
 
 /* ---- swiftrcu_load_retained and bound loaders, over reference-counted objects ---- */
@@ -1095,9 +1117,9 @@ static void test_loader_concurrency(void) {
     CHECK_EQ_INT(atomic_load(&loader_bad), 0);
     CHECK(atomic_load(&loader_reads) > 0);
     int once = 0;
-    for (int i = 0; i < LOADER_OBJECTS; i++)
+    for (int i = 0; i < harness_scaled(LOADER_OBJECTS); i++)
         once += atomic_load(&loader_objects[i].freed) == 1 && atomic_load(&loader_objects[i].refs) == 0;
-    CHECK_EQ_INT(once, LOADER_OBJECTS);
+    CHECK_EQ_INT(once, harness_scaled(LOADER_OBJECTS));
     CHECK_EQ_INT(atomic_load(&retain_bad), 0);
 }
 

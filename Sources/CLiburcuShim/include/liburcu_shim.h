@@ -46,9 +46,11 @@ extern "C" {
  *    that nothing writes (so `reader` is never NULL, and one test of `registered` tells ready);
  *  - once `ready`, `membarrier` equals liburcu's urcu_memb_has_sys_membarrier, which liburcu sets
  *    at its initialisation (done before any thread is registered) and never changes afterwards;
- *  - `depth` counts the library's open read-side sections on this thread (each one also holds one
- *    level of liburcu's nesting counter), and `ids[0..depth)` holds their identities: a C guard's
- *    sequence number, or 0 for a Swift guard's section (no C guard names it);
+ *  - `depth` counts the C guards' open read-side sections on this thread (each one also holds one
+ *    level of liburcu's nesting counter), and `ids[1...depth]` holds their sequence numbers,
+ *    innermost last;
+ *  - `ids[0]` is RCUSHIM_NO_ID, which no sequence number equals (they are below 2^56), so a
+ *    guard that names depth 0 never matches, without a test of its own;
  *  - only the owning thread reads or writes the struct (the fork and exit handlers run on it too).
  */
 struct rcushim_thread {
@@ -60,8 +62,11 @@ struct rcushim_thread {
     uint8_t in_callback;       /* >0: running a deferred destroy on a liburcu call_rcu thread */
     uint8_t membarrier;        /* liburcu's urcu_memb_has_sys_membarrier, copied once ready */
     struct urcu_reader *_Nonnull reader; /* this thread's liburcu reader record, once ready */
-    uint64_t ids[RCUSHIM_MAX_NESTING];
+    uint64_t ids[RCUSHIM_MAX_NESTING + 1];
 };
+
+/** `ids[0]` of every thread state, placeholders included. */
+#define RCUSHIM_NO_ID UINT64_MAX
 
 /* bench/check-readpath.sh finds the read path's membarrier test by this offset. */
 _Static_assert(__builtin_offsetof(struct rcushim_thread, membarrier) == 0x17,
@@ -84,7 +89,7 @@ extern __thread struct rcushim_thread *rcushim_current
  * read fields only (`serial` 0 and `depth` 0 make every guard check fail there). */
 static inline struct rcushim_thread *rcushim_self(void) { return rcushim_current; }
 
-/* INLINE FAST PATH: the identity stack of the calling thread's sections. */
+/* INLINE FAST PATH: the identity stack of the calling thread's sections (`ids[1...depth]`). */
 static inline uint64_t *rcushim_ids(struct rcushim_thread *t) { return t->ids; }
 
 /* INLINE FAST PATH: liburcu's urcu_memb_smp_mb_slave with the flag read from the thread's own
