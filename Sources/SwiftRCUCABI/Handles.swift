@@ -228,7 +228,8 @@ enum HandleTable {
             }
             segment[i].nextFree = i + 1 < segmentSize ? UInt32(first + i + 1) : noSlot
         }
-        // Ordering: release pairs with the acquire load in `lookup`.
+        // Ordering: release pairs with the acquire load in `laterSlot` (the first segment is
+        // reached without the directory, and its zero bytes need no publication).
         directory[count].store(UInt(bitPattern: raw), ordering: .releasing)
         list.head = UInt32(first)
         list.tail = UInt32(first + segmentSize - 1)
