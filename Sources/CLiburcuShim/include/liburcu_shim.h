@@ -157,6 +157,26 @@ static inline void rcushim_read_unlock(struct rcushim_thread *t) {
         rcushim_wake_writer();
 }
 
+/* EXPORTED-FROM-SHIM: stops the program with a message: a Swift guard ends on another thread than
+ * the one that took it. Never returns. */
+void rcushim_guard_moved(void) __attribute__((noreturn, cold, visibility("hidden")));
+
+/* EXPORTED-FROM-SHIM: the calling thread's serial, 0 until it has one (see rcushim_thread_serial);
+ * initial-exec like rcushim_current, so a guard's thread check is one compare. */
+extern __thread uint64_t rcushim_serial __attribute__((tls_model("initial-exec"), visibility("hidden")));
+
+/*
+ * INLINE FAST PATH: ends the section of a Swift guard taken by the thread whose state is `t` and
+ * whose serial is `serial`, after checking that the calling thread is that thread (serials are
+ * never reused, unlike state addresses); then `t` is the calling thread's own live state. On any
+ * other thread it stops the program before touching any thread's state.
+ */
+static inline void rcushim_guard_unlock(struct rcushim_thread *t, uint64_t serial) {
+    if (caa_unlikely(rcushim_serial != serial))
+        rcushim_guard_moved();
+    rcushim_read_unlock(t);
+}
+
 /* INLINE FAST PATH: nonzero while this thread is inside any liburcu memb read-side section
  * (the library's, or the program's own when it also uses liburcu directly). */
 static inline int rcushim_read_ongoing(void) { return _urcu_memb_read_ongoing() != 0; }
