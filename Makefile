@@ -1,7 +1,7 @@
 # SwiftRCU - build, install and test.
 #   make            build libswiftrcu.so (release, Swift runtime linked in statically)
 #   make demo       run the examples (C and Python): readers and a writer on one pointer
-#   make test       Swift tests, header check, C harness against an installed prefix, Python tests
+#   make test       Swift tests (in the package and from a client package), header check, C harness against an installed prefix, Python tests
 #   make header     regenerate include/swiftrcu_generated.h from the Swift sources
 #   make install    PREFIX=/usr/local DESTDIR= ; make uninstall likewise
 SHELL := /bin/bash
@@ -34,7 +34,7 @@ SWIFT_LIB_FLAGS := -c release --product swiftrcu -Xswiftc -static-stdlib \
 GENERATED_SRC = $(shell $(SWIFT) build -c release --show-bin-path)/SwiftRCUCABI.build/include/SwiftRCUCABI-Swift.h
 HEADERS := include/swiftrcu.h include/swiftrcu_types.h include/swiftrcu_generated.h
 
-.PHONY: all deps lib header check-header install uninstall test test-swift test-c test-python \
+.PHONY: all deps lib header check-header install uninstall test test-swift test-swift-client test-c test-python \
 	test-install test-reliability torture test-asan test-valgrind test-fork fuzz fuzz-short bench \
 	bench-smoke demo clean
 
@@ -93,6 +93,10 @@ $(OUT)/.installed-%: lib
 test-swift: deps
 	$(SWIFT) test
 
+# The Swift API from outside: its public symbols, a client package's tests, snippets that must not compile.
+test-swift-client: deps
+	SWIFT=$(SWIFT) scripts/check-swift-client.sh
+
 test-c: $(OUT)/.installed-test-prefix
 	$(MAKE) -C bindings/c test PREFIX=$(TESTPREFIX)
 
@@ -135,7 +139,7 @@ bench:
 bench-smoke: $(OUT)/.installed-test-prefix
 	$(MAKE) -C bench bench-smoke PREFIX=$(TESTPREFIX)
 
-test: deps test-swift check-header test-install test-c test-python test-reliability fuzz-short bench-smoke
+test: deps test-swift test-swift-client check-header test-install test-c test-python test-reliability fuzz-short bench-smoke
 	@echo "make test: all suites passed"
 
 demo: $(OUT)/.installed-demo-prefix
