@@ -103,29 +103,30 @@ test-python: $(OUT)/.installed-test-prefix
 	scripts/ensure-python-deps.sh
 	cd bindings/python && SWIFTRCU_LIBRARY=$(TESTPREFIX)/lib/$(LIBNAME) $(PYTHON) -m pytest -q tests
 
-# Reliability (tests/reliability, fuzz): short runs in `make test`, long ones as their own targets.
+# Reliability and fuzzing (bindings/c/reliability, bindings/c/fuzz): short runs in `make test`,
+# long ones as their own targets.
 test-reliability: $(OUT)/.installed-test-prefix
 	scripts/ensure-deps.sh valgrind
-	$(MAKE) -C tests/reliability all-short PREFIX=$(TESTPREFIX)
+	$(MAKE) -C bindings/c/reliability all-short PREFIX=$(TESTPREFIX)
 
 torture: $(OUT)/.installed-test-prefix
-	$(MAKE) -C tests/reliability torture PREFIX=$(TESTPREFIX)
+	$(MAKE) -C bindings/c/reliability torture PREFIX=$(TESTPREFIX)
 
 test-asan: $(OUT)/.installed-test-prefix
-	$(MAKE) -C tests/reliability asan PREFIX=$(TESTPREFIX)
+	$(MAKE) -C bindings/c/reliability asan PREFIX=$(TESTPREFIX)
 
 test-valgrind: $(OUT)/.installed-test-prefix
 	scripts/ensure-deps.sh valgrind
-	$(MAKE) -C tests/reliability valgrind PREFIX=$(TESTPREFIX)
+	$(MAKE) -C bindings/c/reliability valgrind PREFIX=$(TESTPREFIX)
 
 test-fork: $(OUT)/.installed-test-prefix
-	$(MAKE) -C tests/reliability fork PREFIX=$(TESTPREFIX)
+	$(MAKE) -C bindings/c/reliability fork PREFIX=$(TESTPREFIX)
 
 fuzz: $(OUT)/.installed-test-prefix
-	$(MAKE) -C fuzz fuzz PREFIX=$(TESTPREFIX)
+	$(MAKE) -C bindings/c/fuzz fuzz PREFIX=$(TESTPREFIX)
 
 fuzz-short: $(OUT)/.installed-test-prefix
-	$(MAKE) -C fuzz fuzz-short PREFIX=$(TESTPREFIX)
+	$(MAKE) -C bindings/c/fuzz fuzz-short PREFIX=$(TESTPREFIX)
 
 # Benchmarks (bench/): the full run prints the table and writes bench/results; the smoke run only
 # keeps the benchmark building and running.
