@@ -1,9 +1,28 @@
-# SwiftRCU - build, install and test.
-#   make            build libswiftrcu.so (release, Swift runtime linked in statically)
-#   make demo       run the examples (C and Python): readers and a writer on one pointer
-#   make test       Swift tests, header check, C harness against an installed prefix, Python tests
-#   make header     regenerate include/swiftrcu_generated.h from the Swift sources
-#   make install    PREFIX=/usr/local DESTDIR= ; make uninstall likewise
+# SwiftRCU - build, install and test. Everything built goes to build/ and .build/.
+#   make, make lib      build libswiftrcu.so into build/lib (release, Swift runtime linked in statically)
+#   make deps           install liburcu-dev and pkg-config when missing (scripts/ensure-deps.sh)
+#   make demo           run the examples (C and Python): readers and a writer on one pointer
+#   make install        PREFIX=/usr/local DESTDIR= ; make uninstall likewise
+#   make header         regenerate include/swiftrcu_generated.h from the @c functions (commit it)
+#   make test           all of: test-swift check-header test-install test-headers test-c
+#                       test-python test-reliability fuzz-short bench-smoke
+#     test-swift        the Swift tests (swift test)
+#     check-header      include/swiftrcu_generated.h is what `make header` would write
+#     test-install      the installed prefix: files, SONAME, exported symbols, pkg-config
+#     test-headers      the installed headers under C99/C11/C2x and C++17/C++20, gcc and clang;
+#                       no pragmas, every file-scope name prefixed (scripts/check-headers.sh)
+#     test-c            the C contract harness (bindings/c)
+#     test-python       the Python package's tests (bindings/python)
+#     test-reliability  the short reliability suites (bindings/c/reliability all-short)
+#     fuzz-short        60 s of API fuzzing (bindings/c/fuzz)
+#     bench-smoke       the benchmark with tiny counts, figures not judged
+#   make torture        the long torture run (TORTURE_ARGS="readers writers seconds")
+#   make test-asan      the C harness, torture, callbacks and churn under AddressSanitizer + UBSan
+#   make test-valgrind  the C harness under valgrind
+#   make test-fork      the fork suite alone
+#   make fuzz           API fuzzing for FUZZ_SECONDS (default 300)
+#   make bench          the full benchmark beside liburcu and pthread locks (bench/README.md)
+#   make clean          remove build/ and the harnesses' outputs
 SHELL := /bin/bash
 .DEFAULT_GOAL := all
 
