@@ -118,6 +118,7 @@ test-install: $(OUT)/.installed-test-prefix
 # The installed headers as users compile them: C99 / C11 / C2x and C++17 / C++20 with gcc and
 # clang, no pragmas, every file-scope name prefixed; each check shown able to fail.
 test-headers: $(OUT)/.installed-test-prefix
+	scripts/ensure-deps.sh gcc g++
 	$(PYTHON) scripts/clean-header.py --selftest
 	scripts/check-headers.sh $(TESTPREFIX)
 	scripts/check-headers.sh --selftest $(TESTPREFIX)

@@ -106,6 +106,7 @@ TAGS = [
 PUNCTUATION = {
     "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2026": "...",
     "\u2013": "-", "\u2014": "--", "\u00a0": " ", "\u2192": "->", "\u2264": "<=", "\u2265": ">=",
+    "\u2260": "!=", "\u00d7": "x", "\u00b5": "u",
 }
 
 WIDTH = 100
@@ -321,7 +322,7 @@ def selftest():
     bad = {
         "a function in no group": good[:1] + [good[1].replace("version", "not_in_a_group")],
         "an unknown HTML tag": ["/// <table>x</table>"] + good[1:],
-        "a character outside ASCII": ["/// 10 \u00b5s"] + good[1:],
+        "a character outside ASCII": ["/// 2\u00b2 bytes"] + good[1:],
         "an unknown Swift macro": good[:1] + [good[1].replace("SWIFT_NOEXCEPT", "SWIFT_NEW_THING")],
         "a declaration without a doc comment": good[1:],
         "something other than declarations": good + ["typedef int swiftrcu_x;"],
