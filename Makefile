@@ -2,6 +2,8 @@
 #   make            build libswiftrcu.so (release, Swift runtime linked in statically)
 #   make demo       run the examples (C and Python): readers and a writer on one pointer
 #   make test       Swift tests, header check, C harness against an installed prefix, Python tests
+#                   (against the wheel, installed into a fresh venv)
+#   make wheel      the Python wheel, with libswiftrcu.so and its liburcu inside, into build/dist/
 #   make header     regenerate include/swiftrcu_generated.h from the Swift sources
 #   make install    PREFIX=/usr/local DESTDIR= ; make uninstall likewise
 SHELL := /bin/bash
@@ -27,6 +29,8 @@ REAL := $(LIBNAME).$(VERSION)
 SONAME := $(LIBNAME).$(MAJOR)
 TESTPREFIX := $(CURDIR)/$(OUT)/test-prefix
 DEMOPREFIX := $(CURDIR)/$(OUT)/demo-prefix
+WHEEL_TOOLS := $(CURDIR)/$(OUT)/wheel-tools
+WHEEL_VENV := $(CURDIR)/$(OUT)/wheel-venv
 
 SWIFT_LIB_FLAGS := -c release --product swiftrcu -Xswiftc -static-stdlib \
 	-Xlinker -soname=$(SONAME) -Xlinker --version-script=$(CURDIR)/scripts/exports.map -Xswiftc -use-ld=lld \
@@ -35,6 +39,7 @@ GENERATED_SRC = $(shell $(SWIFT) build -c release --show-bin-path)/SwiftRCUCABI.
 HEADERS := include/swiftrcu.h include/swiftrcu_types.h include/swiftrcu_generated.h
 
 .PHONY: all deps lib header check-header install uninstall test test-swift test-c test-python \
+	wheel test-python-source \
 	test-install test-reliability torture test-asan test-valgrind test-fork fuzz fuzz-short bench \
 	bench-smoke demo clean
 
@@ -99,7 +104,24 @@ test-c: $(OUT)/.installed-test-prefix
 test-install: $(OUT)/.installed-test-prefix
 	bindings/c/check-install.sh $(TESTPREFIX)
 
-test-python: $(OUT)/.installed-test-prefix
+# The Python wheel: built from a copy of bindings/python with the library added, then repaired by
+# auditwheel (liburcu copied into swiftrcu.libs/, the manylinux tag). The tools live in a venv.
+wheel: lib
+	scripts/ensure-wheel-tools.sh $(WHEEL_TOOLS)
+	scripts/build-wheel.sh $(WHEEL_TOOLS) $(OUT)/lib/$(REAL) $(VERSION) $(OUT)/wheel $(OUT)/dist
+
+# The Python suite against what users install: the wheel in a fresh venv, run from a directory
+# where the source tree is not importable, with no variable pointing at a library.
+test-python: wheel
+	rm -rf $(WHEEL_VENV) $(OUT)/python-test
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install --quiet $(OUT)/dist/swiftrcu-*.whl pytest
+	mkdir -p $(OUT)/python-test
+	cd $(OUT)/python-test && env -u SWIFTRCU_LIBRARY -u LD_LIBRARY_PATH -u PYTHONPATH \
+	  $(WHEEL_VENV)/bin/python -m pytest -q -p no:cacheprovider --wheel $(CURDIR)/bindings/python/tests
+
+# The same suite against the source tree's package and the privately installed library.
+test-python-source: $(OUT)/.installed-test-prefix
 	scripts/ensure-python-deps.sh
 	cd bindings/python && SWIFTRCU_LIBRARY=$(TESTPREFIX)/lib/$(LIBNAME) $(PYTHON) -m pytest -q tests
 
