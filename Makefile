@@ -111,7 +111,9 @@ wheel: lib
 	scripts/build-wheel.sh $(WHEEL_TOOLS) $(OUT)/lib/$(REAL) $(VERSION) $(OUT)/wheel $(OUT)/dist
 
 # The Python suite against what users install: the wheel in a fresh venv, run from a directory
-# where the source tree is not importable, with no variable pointing at a library.
+# where the source tree is not importable, with no variable pointing at a library; then again
+# with the system's liburcu and the Swift toolchain hidden (when root can unshare a mount
+# namespace).
 test-python: wheel
 	rm -rf $(WHEEL_VENV) $(OUT)/python-test
 	$(PYTHON) -m venv $(WHEEL_VENV)
@@ -119,6 +121,8 @@ test-python: wheel
 	mkdir -p $(OUT)/python-test
 	cd $(OUT)/python-test && env -u SWIFTRCU_LIBRARY -u LD_LIBRARY_PATH -u PYTHONPATH \
 	  $(WHEEL_VENV)/bin/python -m pytest -q -p no:cacheprovider --wheel $(CURDIR)/bindings/python/tests
+	scripts/test-wheel-without-urcu.sh $(WHEEL_VENV)/bin/python $(CURDIR)/bindings/python/tests \
+	  $(CURDIR)/$(OUT)/python-test -q -p no:cacheprovider --wheel
 
 # The same suite against the source tree's package and the privately installed library.
 test-python-source: $(OUT)/.installed-test-prefix
