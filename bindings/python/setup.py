@@ -7,7 +7,10 @@ this directory with ``swiftrcu/libswiftrcu.so`` added: that wheel goes to platli
 do; only the platform matters), which is what ``auditwheel repair`` expects.
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import Tuple
 
 from setuptools import setup
 from setuptools.command.bdist_wheel import bdist_wheel
@@ -23,7 +26,7 @@ class _Distribution(Distribution):
 
 
 class _BdistWheel(bdist_wheel):
-    def get_tag(self):  # type: ignore[no-untyped-def]
+    def get_tag(self) -> Tuple[str, str, str]:
         python, abi, platform = super().get_tag()
         if BUNDLES_LIBRARY:
             return "py3", "none", platform
