@@ -32,7 +32,8 @@ rm -rf "$work"
 mkdir -p "$stage/swiftrcu" "$stage/LICENSES" "$work/raw" "$dist"
 cp "$src/pyproject.toml" "$src/setup.py" "$src/README.md" "$stage/"
 cp -L "$src/LICENSE" "$stage/LICENSE"
-cp "$src"/swiftrcu/*.py "$src/swiftrcu/py.typed" "$stage/swiftrcu/"
+# The whole package (any submodules and data files), without caches or a stray library.
+(cd "$src" && tar --exclude=__pycache__ --exclude='*.so' --exclude='*.so.*' -cf - swiftrcu) | (cd "$stage" && tar -xf -)
 cp "$library" "$stage/swiftrcu/libswiftrcu.so"
 
 # --- Licence texts of the bundled components -------------------------------------------------
