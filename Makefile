@@ -3,6 +3,7 @@
 #   make deps           install liburcu-dev and pkg-config when missing (scripts/ensure-deps.sh)
 #   make demo           run the examples (C and Python): readers and a writer on one pointer
 #   make install        PREFIX=/usr/local DESTDIR= ; make uninstall likewise
+#   make wheel          the Python wheel (libswiftrcu.so and its liburcu inside) into build/dist/
 #   make header         regenerate include/swiftrcu_generated.h from the @c functions (commit it)
 #   make test           all of: test-swift test-swift-client check-header test-install test-headers test-c
 #                       test-python test-reliability fuzz-short bench-smoke
@@ -13,7 +14,7 @@
 #     test-headers      the installed headers under C99/C11/C2x and C++17/C++20, gcc and clang;
 #                       no pragmas, every file-scope name prefixed (scripts/check-headers.sh)
 #     test-c            the C contract harness (bindings/c)
-#     test-python       the Python package's tests (bindings/python)
+#     test-python       the Python suite against the wheel, installed in a fresh venv
 #     test-reliability  the short reliability suites (bindings/c/reliability all-short)
 #     fuzz-short        60 s of API fuzzing (bindings/c/fuzz)
 #     bench-smoke       the benchmark with tiny counts, figures not judged
@@ -47,6 +48,8 @@ REAL := $(LIBNAME).$(VERSION)
 SONAME := $(LIBNAME).$(MAJOR)
 TESTPREFIX := $(CURDIR)/$(OUT)/test-prefix
 DEMOPREFIX := $(CURDIR)/$(OUT)/demo-prefix
+WHEEL_TOOLS := $(CURDIR)/$(OUT)/wheel-tools
+WHEEL_VENV := $(CURDIR)/$(OUT)/wheel-venv
 
 SWIFT_LIB_FLAGS := -c release --product swiftrcu -Xswiftc -static-stdlib \
 	-Xlinker -soname=$(SONAME) -Xlinker --version-script=$(CURDIR)/scripts/exports.map -Xswiftc -use-ld=lld \
@@ -56,6 +59,7 @@ HEADERS := include/swiftrcu.h include/swiftrcu_types.h include/swiftrcu_generate
 
 .PHONY: all deps lib header check-header install uninstall test test-swift test-swift-client test-c test-python \
 	test-install test-headers test-reliability torture test-asan test-valgrind test-fork fuzz fuzz-short bench \
+	wheel test-python-source \
 	bench-smoke demo clean
 
 all: lib
@@ -128,7 +132,28 @@ test-headers: $(OUT)/.installed-test-prefix
 	scripts/check-headers.sh $(TESTPREFIX)
 	scripts/check-headers.sh --selftest $(TESTPREFIX)
 
-test-python: $(OUT)/.installed-test-prefix
+# The Python wheel: built from a copy of bindings/python with the library added, then repaired by
+# auditwheel (liburcu copied into swiftrcu.libs/, the manylinux tag). The tools live in a venv.
+wheel: lib
+	scripts/ensure-wheel-tools.sh $(WHEEL_TOOLS)
+	scripts/build-wheel.sh $(WHEEL_TOOLS) $(OUT)/lib/$(REAL) $(VERSION) $(OUT)/wheel $(OUT)/dist
+
+# The Python suite against what users install: the wheel in a fresh venv, run from a directory
+# where the source tree is not importable, with no variable pointing at a library; then again
+# with the system's liburcu and the Swift toolchain hidden (when root can unshare a mount
+# namespace).
+test-python: wheel
+	rm -rf $(WHEEL_VENV) $(OUT)/python-test
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install --quiet $(OUT)/dist/swiftrcu-*.whl pytest
+	mkdir -p $(OUT)/python-test
+	cd $(OUT)/python-test && env -u SWIFTRCU_LIBRARY -u LD_LIBRARY_PATH -u PYTHONPATH \
+	  $(WHEEL_VENV)/bin/python -m pytest -q -p no:cacheprovider --wheel $(CURDIR)/bindings/python/tests
+	scripts/test-wheel-without-urcu.sh $(WHEEL_VENV)/bin/python $(CURDIR)/bindings/python/tests \
+	  $(CURDIR)/$(OUT)/python-test -q -p no:cacheprovider --wheel
+
+# The same suite against the source tree's package and the privately installed library.
+test-python-source: $(OUT)/.installed-test-prefix
 	scripts/ensure-python-deps.sh
 	cd bindings/python && SWIFTRCU_LIBRARY=$(TESTPREFIX)/lib/$(LIBNAME) $(PYTHON) -m pytest -q tests
 
