@@ -341,6 +341,15 @@ extern "C" {
 /// function that is running deferred.
 SWIFT_EXTERN int swiftrcu_barrier(void) SWIFT_NOEXCEPT;
 
+/// Calls fn(head) after a grace period, asynchronously, on a liburcu call_rcu thread, allocating
+/// nothing: head is a node embedded in the caller’s object (as liburcu’s call_rcu). The node
+/// belongs to the library until fn starts: do not modify it or pass it again before then (the
+/// library cannot tell and would queue it twice). fn usually frees the object around head.
+/// Never waits for a grace period; allowed inside a read section and inside a function that runs
+/// deferred. swiftrcu_barrier() waits for it, and it follows swiftrcu_old_defer()’s memory rules.
+/// Returns SWIFTRCU_OK, or SWIFTRCU_EINVAL for a NULL head or fn.
+SWIFT_EXTERN int swiftrcu_call(swiftrcu_head * _Nullable head, swiftrcu_call_fn _Nullable fn) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// Calls update(current, context) with the ptr’s other writers excluded and publishes the result
 /// like swiftrcu_replace. If update returns current itself, nothing changes and *old_out is
 /// NULL.
@@ -365,6 +374,11 @@ SWIFT_EXTERN void * _Nullable swiftrcu_dereference(swiftrcu_const_ptr_ref _Nulla
 /// nothing, inside a read-side critical section (including a copy_update callback);
 /// SWIFTRCU_EPERM on a thread that is exiting.
 SWIFT_EXTERN int swiftrcu_free(swiftrcu_ptr_ref _Nullable ptr) SWIFT_NOEXCEPT;
+
+/// Returns 1 when the calling thread is inside a read-side critical section (a guard’s, a
+/// region’s, a callback’s of this library, or one the program opened with liburcu-memb itself),
+/// else 0. Calls that wait for a grace period are refused exactly where this returns 1.
+SWIFT_EXTERN int swiftrcu_in_read_section(void) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
 /// Returns the object ptr publishes now, reading it inside a read-side critical section that has
 /// ended again when the call returns (one call instead of three).
@@ -475,6 +489,26 @@ SWIFT_EXTERN int swiftrcu_read_section(swiftrcu_const_ptr_ref _Nullable ptr, swi
 /// guard (already unlocked, another thread’s, out of order, zeroed, or a copy of a spent one).
 SWIFT_EXTERN int swiftrcu_read_unlock(swiftrcu_guard * _Nullable guard) SWIFT_NOEXCEPT;
 
+/// Enters a read-side critical section without a guard (an anonymous region), to be left with
+/// swiftrcu_region_exit() on the same thread: for callers that have no place to keep a guard
+/// (C++’s rcu_domain::lock(), foreign function interfaces). Takes no argument.
+/// Regions and guards nest in one stack per thread: a region may be opened inside a guard’s
+/// section and a guard inside a region, and each is closed innermost first by its own call
+/// (swiftrcu_region_exit() never closes a guard’s section, swiftrcu_read_unlock() never a
+/// region). Same rules as swiftrcu_read_lock(): registers the thread on first use; the thread’s
+/// open sections (regions included) count towards its limit of 255; a thread that exits inside a
+/// region has it released at its exit. Never blocks, writes no shared memory.
+/// Returns SWIFTRCU_OK; SWIFTRCU_EPERM, entering nothing, when the thread already holds 255
+/// nested sections or is exiting.
+SWIFT_EXTERN int swiftrcu_region_enter(void) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
+/// Leaves the calling thread’s innermost read-side critical section, which must be a region
+/// opened by swiftrcu_region_enter(). Takes no argument.
+/// Returns SWIFTRCU_OK; SWIFTRCU_EPERM, changing nothing, when the thread’s innermost section is
+/// a guard’s (swiftrcu_read_lock()) or the thread has no section of this library open. Never
+/// blocks, writes no shared memory.
+SWIFT_EXTERN int swiftrcu_region_exit(void) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// Publishes new_object (may be NULL); *old_out gets the previous object’s old handle, or NULL
 /// when it was NULL.
 /// Readers that already dereferenced keep the previous object; later readers see the new one. Safe
@@ -484,6 +518,15 @@ SWIFT_EXTERN int swiftrcu_read_unlock(swiftrcu_guard * _Nullable guard) SWIFT_NO
 /// SWIFTRCU_EDEADLK from inside this ptr’s own copy_update callback; SWIFTRCU_ENOMEM.
 /// On any error nothing is published and *old_out (when old_out is not NULL) is set to NULL.
 SWIFT_EXTERN int swiftrcu_replace(swiftrcu_ptr_ref _Nullable ptr, void * _Nullable new_object, swiftrcu_old_ref _Nullable * _Nullable old_out) SWIFT_NOEXCEPT;
+
+/// Retires any object: destroy(object, context) runs after a grace period, asynchronously, on a
+/// liburcu call_rcu thread (the library allocates a small record for it). For objects the program
+/// unpublished itself, outside any swiftrcu_ptr. Never waits for a grace period; allowed inside a
+/// read section and inside a destroy that runs deferred. swiftrcu_barrier() waits for it, and it
+/// follows swiftrcu_old_defer()’s memory rules (the pending count and the pause past 262144).
+/// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for a NULL object or destroy (context may be NULL);
+/// SWIFTRCU_ENOMEM, queueing nothing, when the record cannot be allocated.
+SWIFT_EXTERN int swiftrcu_retire(void * _Nullable object, swiftrcu_destroy_fn _Nullable destroy, void * _Nullable context) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
 /// Returns a static one-line description of a status code, starting with its name
 /// (“SWIFTRCU_EINVAL: …”). Never NULL: unknown codes give “SWIFTRCU_UNKNOWN: unknown status”.

@@ -21,7 +21,7 @@ check "headers installed" test -f "$prefix/include/swiftrcu.h" -a -f "$prefix/in
 check "pkg-config file" test -f "$lib/pkgconfig/swiftrcu.pc"
 check "SONAME is libswiftrcu.so.0" bash -c "readelf -d '$real' | grep -q 'Library soname: \[libswiftrcu.so.0\]'"
 check "only swiftrcu_* exported" bash -c "! nm -D --defined-only '$real' | awk '{print \$NF}' | grep -v '^swiftrcu_'"
-check "all contract functions exported" bash -c "for f in version strerror new free read_lock read_unlock dereference replace copy_update old_object old_free old_defer synchronize barrier thread_register thread_unregister; do nm -D --defined-only '$real' | grep -q \" T swiftrcu_\$f\$\" || { echo missing \$f; exit 1; }; done"
+check "all contract functions exported" bash -c "for f in version strerror new free read_lock read_unlock dereference replace copy_update old_object old_free old_defer synchronize barrier thread_register thread_unregister region_enter region_exit in_read_section retire call; do nm -D --defined-only '$real' | grep -q \" T swiftrcu_\$f\$\" || { echo missing \$f; exit 1; }; done"
 check "no Swift toolchain library needed" bash -c "! ldd '$real' | grep -iE 'swift|/opt/|libdispatch|libBlocksRuntime|libFoundation'"
 check "loads with dlopen (small TLS segment)" python3 -c "import ctypes,sys; ctypes.CDLL(sys.argv[1])" "$real"
 check "TLS segment under 128 bytes" bash -c "sz=\$(readelf -lW '$real' | awk '\$1==\"TLS\"{print \$6}'); [ -n \"\$sz\" ] && [ \$((sz)) -lt 128 ]"
