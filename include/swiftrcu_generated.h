@@ -348,7 +348,7 @@ SWIFT_EXTERN int swiftrcu_barrier(void) SWIFT_NOEXCEPT;
 /// Never waits for a grace period; allowed inside a read section and inside a function that runs
 /// deferred. swiftrcu_barrier() waits for it, and it follows swiftrcu_old_defer()’s memory rules.
 /// Returns SWIFTRCU_OK, or SWIFTRCU_EINVAL for a NULL head or fn.
-SWIFT_EXTERN int swiftrcu_call(swiftrcu_head * _Nullable head, swiftrcu_call_fn _Nullable fn) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+SWIFT_EXTERN int swiftrcu_call(swiftrcu_head * _Nullable head, swiftrcu_call_fn _Nullable fn) SWIFT_NOEXCEPT;
 
 /// Calls update(current, context) with the ptr’s other writers excluded and publishes the result
 /// like swiftrcu_replace. If update returns current itself, nothing changes and *old_out is

@@ -754,6 +754,7 @@ public func swiftrcu_retire(
 ///
 /// Returns SWIFTRCU_OK, or SWIFTRCU_EINVAL for a NULL head or fn.
 @c(swiftrcu_call)
+@discardableResult
 public func swiftrcu_call(_ head: UnsafeMutablePointer<swiftrcu_head>?, _ fn: swiftrcu_call_fn?) -> CInt {
     guard let head, let fn else { return status(.invalidArgument) }
     // A swiftrcu_head is four pointers, pointer-aligned: room for the core's node.
