@@ -1,7 +1,9 @@
 # SwiftRCU - build, install and test.
 #   make            build libswiftrcu.so (release, Swift runtime linked in statically)
-#   make demo       run the examples (C and Python): readers and a writer on one pointer
-#   make test       Swift tests, header check, C harness against an installed prefix, Python tests
+#   make demo       run the examples (C, C++ and Python): readers and a writer on one pointer
+#   make test       Swift tests, header check, C harness against an installed prefix, Python tests,
+#                   C++ tests (test-cpp: g++ and clang++, C++17 and C++20, ASan + UBSan torture,
+#                   abort rules, a CMake consumer)
 #   make header     regenerate include/swiftrcu_generated.h from the Swift sources
 #   make install    PREFIX=/usr/local DESTDIR= ; make uninstall likewise
 SHELL := /bin/bash
@@ -32,10 +34,13 @@ SWIFT_LIB_FLAGS := -c release --product swiftrcu -Xswiftc -static-stdlib \
 	-Xlinker -soname=$(SONAME) -Xlinker --version-script=$(CURDIR)/scripts/exports.map -Xswiftc -use-ld=lld \
 	-Xlinker --symbol-ordering-file=$(CURDIR)/scripts/read-path-order.txt
 GENERATED_SRC = $(shell $(SWIFT) build -c release --show-bin-path)/SwiftRCUCABI.build/include/SwiftRCUCABI-Swift.h
-HEADERS := include/swiftrcu.h include/swiftrcu_types.h include/swiftrcu_generated.h
+HEADERS := include/swiftrcu.h include/swiftrcu_types.h include/swiftrcu_generated.h include/swiftrcu.hpp
+CMAKEDIR ?= $(LIBDIR)/cmake/swiftrcu
+CMAKE_SUBST = -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	-e 's|@MAJOR@|$(MAJOR)|' -e 's|@MINOR@|$(MINOR)|'
 
 .PHONY: all deps lib header check-header install uninstall test test-swift test-c test-python \
-	test-install test-reliability torture test-asan test-valgrind test-fork fuzz fuzz-short bench \
+	test-install test-cpp test-reliability torture test-asan test-valgrind test-fork fuzz fuzz-short bench \
 	bench-smoke demo clean
 
 all: lib
@@ -76,12 +81,17 @@ install: lib
 	install -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' pkgconfig/swiftrcu.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/swiftrcu.pc
+	install -d $(DESTDIR)$(CMAKEDIR)
+	sed $(CMAKE_SUBST) cmake/swiftrcu-config.cmake.in > $(DESTDIR)$(CMAKEDIR)/swiftrcu-config.cmake
+	sed $(CMAKE_SUBST) cmake/swiftrcu-config-version.cmake.in > $(DESTDIR)$(CMAKEDIR)/swiftrcu-config-version.cmake
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/$(REAL) $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(LIBNAME)
 	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/,$(notdir $(HEADERS)))
 	rm -f $(DESTDIR)$(LIBDIR)/pkgconfig/swiftrcu.pc
+	rm -f $(DESTDIR)$(CMAKEDIR)/swiftrcu-config.cmake $(DESTDIR)$(CMAKEDIR)/swiftrcu-config-version.cmake
+	-rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 # A private install used by the C harness, the examples and the Python tests.
@@ -95,6 +105,12 @@ test-swift: deps
 
 test-c: $(OUT)/.installed-test-prefix
 	$(MAKE) -C bindings/c test PREFIX=$(TESTPREFIX)
+
+# C++: swiftrcu.hpp with g++ and clang++ (C++17, C++20), the torture under ASan + UBSan, the
+# abort rules in child processes, and a CMake project (C and C++) using find_package(swiftrcu).
+test-cpp: $(OUT)/.installed-test-prefix
+	scripts/ensure-deps.sh g++ cmake
+	$(MAKE) -C bindings/cpp test PREFIX=$(TESTPREFIX)
 
 test-install: $(OUT)/.installed-test-prefix
 	bindings/c/check-install.sh $(TESTPREFIX)
@@ -135,7 +151,7 @@ bench:
 bench-smoke: $(OUT)/.installed-test-prefix
 	$(MAKE) -C bench bench-smoke PREFIX=$(TESTPREFIX)
 
-test: deps test-swift check-header test-install test-c test-python test-reliability fuzz-short bench-smoke
+test: deps test-swift check-header test-install test-c test-cpp test-python test-reliability fuzz-short bench-smoke
 	@echo "make test: all suites passed"
 
 demo: $(OUT)/.installed-demo-prefix
