@@ -51,6 +51,8 @@
 #include <system_error>
 #include <type_traits>
 #include <utility>
+
+#include <pthread.h>
 #if defined(__GLIBCXX__)
 #include <cxxabi.h>
 #endif
@@ -557,7 +559,8 @@ public:
     /** Calls f(const T *current) with the ptr's other writers excluded (inside a read section)
      *  and publishes the std::unique_ptr<T, D> it returns (nullptr publishes null); returns the
      *  previous object (empty when it was null or nothing changed). An exception thrown by f
-     *  publishes nothing and propagates. Throws std::bad_alloc (f not called), or
+     *  publishes nothing and propagates. Thread cancellation is disabled while f runs (a cancel
+     *  requested meanwhile takes effect at the next cancellation point after the call). Throws std::bad_alloc (f not called), or
      *  swiftrcu::error (SWIFTRCU_EDEADLK from inside this ptr's own copy_update function). */
     template <class F>
     old<T, D> copy_update(F &&f) {
@@ -566,7 +569,6 @@ public:
             F *f;
             std::exception_ptr thrown;
         } ctx{this, &f, nullptr};
-        // Not noexcept, so that a forced unwind (pthread_cancel) can go on as glibc requires.
         auto update = [](const void *current, void *raw) -> void * {
             auto *c = static_cast<context *>(raw);
             try {
@@ -581,7 +583,7 @@ public:
                 return next.release();
 #if defined(__GLIBCXX__)
             } catch (abi::__forced_unwind &) {
-                throw; // thread cancellation must go on (see docs/cpp.md)
+                throw; // never swallow a forced unwind (cancellation is held off around f anyway)
 #endif
             } catch (...) {
                 c->thrown = std::current_exception();
@@ -589,7 +591,13 @@ public:
             }
         };
         swiftrcu_old *previous = nullptr;
+        // Thread cancellation is held off while f runs: a forced unwind cannot cross the library's
+        // frames (it would end the program), so a cancel requested meanwhile is acted on at the
+        // thread's next cancellation point after this call.
+        int cancel_state = PTHREAD_CANCEL_ENABLE;
+        (void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
         int status = swiftrcu_copy_update(handle_, update, &ctx, &previous);
+        (void)pthread_setcancelstate(cancel_state, nullptr);
         if (ctx.thrown)
             std::rethrow_exception(ctx.thrown);
         detail::check(status, "swiftrcu::ptr::copy_update");

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <pthread.h>
+#include <unistd.h>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -306,6 +308,43 @@ static void destructor_inside_section() {
     CHECK_EQ(book.count(1), 2);
 }
 
+/* pthread_cancel while copy_update's function runs: the update completes, the thread is
+ * cancelled at its next cancellation point, and the ptr stays usable (no lock left held). */
+static ptr<int> *cancel_target;
+static std::atomic<int> cancel_stage{0};
+static void *cancelled_writer(void *) {
+    (void)cancel_target->copy_update([](const int *cur) {
+        cancel_stage.store(1);
+        while (cancel_stage.load() != 2)
+            usleep(1000); // a cancellation point, held off here
+        pthread_testcancel();
+        return std::make_unique<int>(*cur + 1);
+    }).defer();
+    cancel_stage.store(3);
+    for (;;)
+        pthread_testcancel(); // cancelled here
+    return nullptr;
+}
+
+static void cancellation() {
+    ptr<int> p(std::make_unique<int>(1));
+    cancel_target = &p;
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, nullptr, cancelled_writer, nullptr), 0);
+    while (cancel_stage.load() != 1)
+        std::this_thread::yield();
+    CHECK_EQ(pthread_cancel(t), 0);
+    cancel_stage.store(2);
+    void *result = nullptr;
+    pthread_join(t, &result);
+    CHECK(result == PTHREAD_CANCELED);
+    CHECK_EQ(cancel_stage.load(), 3);
+    CHECK_EQ(p.read([](const int *v) { return *v; }), 2);
+    p.replace(std::make_unique<int>(3)).free(); // the writer lock was released
+    swiftrcu::synchronize();                    // no section was left open
+    swiftrcu::barrier();
+}
+
 int main() {
     check::watchdog(120);
     errors();
@@ -314,5 +353,6 @@ int main() {
     copy_update();
     stateful_deleter();
     destructor_inside_section();
+    cancellation();
     return check::finish();
 }
