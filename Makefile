@@ -155,6 +155,7 @@ test: deps test-swift check-header test-install test-c test-cpp test-python test
 	@echo "make test: all suites passed"
 
 demo: $(OUT)/.installed-demo-prefix
+	@scripts/ensure-deps.sh g++
 	$(MAKE) -C examples demo PREFIX=$(DEMOPREFIX)
 
 clean:
