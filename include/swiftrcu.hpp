@@ -137,6 +137,7 @@ struct call_node {
         ::new (static_cast<void *>(bytes)) D(std::move(d));
     }
     D take() noexcept(std::is_nothrow_move_constructible_v<D>) {
+        // SAFETY: put() constructed a D in `bytes` (type invariant); launder names that object.
         D *stored = std::launder(reinterpret_cast<D *>(bytes));
         D d(std::move(*stored));
         stored->~D();
@@ -160,7 +161,8 @@ struct retire_node {
     T *object;
 
     static void run(swiftrcu_head *head) noexcept {
-        // The node was allocated by rcu_retire and queued once; it is ours again now.
+        // SAFETY: head is the first member of the first member of a standard-layout
+        // retire_node that rcu_retire allocated and queued once; it is ours again now.
         std::unique_ptr<retire_node> n(reinterpret_cast<retire_node *>(head));
         D d = n->node.take();
         T *object = n->object;
@@ -258,11 +260,11 @@ void rcu_retire(T *p, D d = D(), rcu_domain &dom = rcu_default_domain()) {
             return;
         }
     }
-    auto *n = new detail::retire_node<T, D>;
+    auto n = std::make_unique<detail::retire_node<T, D>>();
     n->node.put(std::move(d));
     n->object = p;
-    // Never fails: both arguments are non-NULL.
-    (void)swiftrcu_call(&n->node.head, &detail::retire_node<T, D>::run);
+    // Never fails: both arguments are non-NULL. The node is the library's until run() starts.
+    (void)swiftrcu_call(&n.release()->node.head, &detail::retire_node<T, D>::run);
 }
 
 /**
@@ -298,7 +300,8 @@ private:
     detail::call_node<D> node_;
 
     static void run(swiftrcu_head *head) noexcept {
-        // head is the first member of node_, the only member of this standard-layout class.
+        // SAFETY: head is the first member of node_, the only member of this standard-layout
+        // class, and retire() queued it once: the object is alive until d runs.
         auto *base = reinterpret_cast<rcu_obj_base *>(reinterpret_cast<detail::call_node<D> *>(head));
         D d = base->node_.take();
         d(static_cast<T *>(base));
@@ -325,6 +328,9 @@ class ptr;
  * Throws swiftrcu::error (SWIFTRCU_EPERM) when no section can be opened (255 nested sections,
  * or the thread is exiting). Destroying a guard whose section is not the thread's innermost
  * (a region opened by rcu_domain::lock() inside it is still open) aborts with a message.
+ *
+ * Invariants: `guard_` is the C guard of a section the constructing thread holds, from the
+ * constructor to the destructor (which is why the guard can be neither copied nor moved).
  */
 class read_guard {
 public:
@@ -428,8 +434,10 @@ private:
 
 namespace detail {
 
-/* The deleter of a ptr with state, shared by the ptr and every object it published (each holds
- * one reference), so deferred destroys can still use it after the ptr is gone. */
+/* The deleter of a ptr with state, shared by the ptr and every object it published, so deferred
+ * destroys can still use it after the ptr is gone.
+ * Invariants: `references` counts the ptr (until it is freed) and each non-null object it
+ * published that is not yet destroyed; the block is deleted when it reaches 0. */
 template <class T, class D>
 struct deleter_block {
     D deleter;
@@ -447,7 +455,8 @@ struct deleter_block {
 };
 
 /* What a ptr keeps besides its handle: a node for freeing it asynchronously, and the deleter
- * block (NULL for a stateless deleter). Standard layout with `head` first. */
+ * block (NULL for a stateless deleter). Standard layout with `head` first.
+ * Invariants: `handle` is the ptr's live handle; `block` holds the ptr's reference. */
 template <class T, class D>
 struct ptr_cell {
     swiftrcu_head head;
@@ -462,6 +471,7 @@ struct ptr_cell {
 
     /* Frees the ptr from a liburcu call_rcu thread (outside any read section there). */
     static void free_later(swiftrcu_head *head) noexcept {
+        // SAFETY: head is the first member of a standard-layout ptr_cell queued once by ~ptr.
         auto *cell = reinterpret_cast<ptr_cell *>(head);
         (void)swiftrcu_free(cell->handle);
         cell->finish();

@@ -353,6 +353,12 @@ int main() {
     copy_update();
     stateful_deleter();
     destructor_inside_section();
+#if !defined(__SANITIZE_ADDRESS__)
+    // Not under AddressSanitizer: the forced unwind of a cancelled thread leaves ASan's
+    // use-after-scope poison on its stack, and ASan then reports its own thread teardown.
     cancellation();
+#else
+    (void)&cancellation;
+#endif
     return check::finish();
 }
