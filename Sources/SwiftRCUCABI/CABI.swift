@@ -240,7 +240,9 @@ public func swiftrcu_region_exit() -> CInt {
 
 /// Returns 1 when the calling thread is inside a read-side critical section (a guard's, a
 /// region's, a callback's of this library, or one the program opened with liburcu-memb itself),
-/// else 0. Calls that wait for a grace period are refused exactly where this returns 1.
+/// else 0. swiftrcu_synchronize, swiftrcu_free and swiftrcu_old_free return SWIFTRCU_EDEADLK
+/// exactly where this returns 1 (swiftrcu_barrier also inside a destroy running deferred). Never
+/// blocks, writes no shared memory.
 @c(swiftrcu_in_read_section)
 public func swiftrcu_in_read_section() -> CInt {
     ReadSide.isInSection ? 1 : 0
