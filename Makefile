@@ -1,12 +1,12 @@
 # SwiftRCU - build, install and test. Everything built goes to build/ and .build/.
 #   make, make lib      build libswiftrcu.so into build/lib (release, Swift runtime linked in statically)
 #   make deps           install liburcu-dev and pkg-config when missing (scripts/ensure-deps.sh)
-#   make demo           run the examples (C and Python): readers and a writer on one pointer
+#   make demo           run the examples (C, C++ and Python): readers and a writer on one pointer
 #   make install        PREFIX=/usr/local DESTDIR= ; make uninstall likewise
 #   make wheel          the Python wheel (libswiftrcu.so and its liburcu inside) into build/dist/
 #   make header         regenerate include/swiftrcu_generated.h from the @c functions (commit it)
 #   make test           all of: test-swift test-swift-client check-header test-install test-headers test-c
-#                       test-python test-reliability fuzz-short bench-smoke
+#                       test-cpp test-python test-reliability fuzz-short bench-smoke
 #     test-swift        the Swift tests (swift test)
 #     test-swift-client the Swift API from a client package: public symbols, tests, code that must not compile
 #     check-header      include/swiftrcu_generated.h is what `make header` would write
@@ -14,6 +14,8 @@
 #     test-headers      the installed headers under C99/C11/C2x and C++17/C++20, gcc and clang;
 #                       no pragmas, every file-scope name prefixed (scripts/check-headers.sh)
 #     test-c            the C contract harness (bindings/c)
+#     test-cpp          the C++ tests: g++ and clang++, C++17 and C++20, ASan + UBSan torture,
+#                       abort rules, a CMake consumer (bindings/cpp)
 #     test-python       the Python suite against the wheel, installed in a fresh venv
 #     test-reliability  the short reliability suites (bindings/c/reliability all-short)
 #     fuzz-short        60 s of API fuzzing (bindings/c/fuzz)
@@ -55,10 +57,13 @@ SWIFT_LIB_FLAGS := -c release --product swiftrcu -Xswiftc -static-stdlib \
 	-Xlinker -soname=$(SONAME) -Xlinker --version-script=$(CURDIR)/scripts/exports.map -Xswiftc -use-ld=lld \
 	-Xlinker --symbol-ordering-file=$(CURDIR)/scripts/read-path-order.txt
 GENERATED_SRC = $(shell $(SWIFT) build -c release --show-bin-path)/SwiftRCUCABI.build/include/SwiftRCUCABI-Swift.h
-HEADERS := include/swiftrcu.h include/swiftrcu_types.h include/swiftrcu_generated.h
+HEADERS := include/swiftrcu.h include/swiftrcu_types.h include/swiftrcu_generated.h include/swiftrcu.hpp
+CMAKEDIR ?= $(LIBDIR)/cmake/swiftrcu
+CMAKE_SUBST = -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	-e 's|@MAJOR@|$(MAJOR)|' -e 's|@MINOR@|$(MINOR)|'
 
 .PHONY: all deps lib header check-header install uninstall test test-swift test-swift-client test-c test-python \
-	test-install test-headers test-reliability torture test-asan test-valgrind test-fork fuzz fuzz-short bench \
+	test-install test-headers test-cpp test-reliability torture test-asan test-valgrind test-fork fuzz fuzz-short bench \
 	wheel test-python-source \
 	bench-smoke demo clean
 
@@ -97,12 +102,17 @@ install: lib
 	install -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' pkgconfig/swiftrcu.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/swiftrcu.pc
+	install -d $(DESTDIR)$(CMAKEDIR)
+	sed $(CMAKE_SUBST) cmake/swiftrcu-config.cmake.in > $(DESTDIR)$(CMAKEDIR)/swiftrcu-config.cmake
+	sed $(CMAKE_SUBST) cmake/swiftrcu-config-version.cmake.in > $(DESTDIR)$(CMAKEDIR)/swiftrcu-config-version.cmake
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/$(REAL) $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(LIBNAME)
 	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/,$(notdir $(HEADERS)))
 	rm -f $(DESTDIR)$(LIBDIR)/pkgconfig/swiftrcu.pc
+	rm -f $(DESTDIR)$(CMAKEDIR)/swiftrcu-config.cmake $(DESTDIR)$(CMAKEDIR)/swiftrcu-config-version.cmake
+	-rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 # A private install used by the C harness, the examples and the Python tests.
@@ -120,6 +130,12 @@ test-swift-client: deps
 
 test-c: $(OUT)/.installed-test-prefix
 	$(MAKE) -C bindings/c test PREFIX=$(TESTPREFIX)
+
+# C++: swiftrcu.hpp with g++ and clang++ (C++17, C++20), the torture under ASan + UBSan, the
+# abort rules in child processes, and a CMake project (C and C++) using find_package(swiftrcu).
+test-cpp: $(OUT)/.installed-test-prefix
+	scripts/ensure-deps.sh g++ cmake
+	$(MAKE) -C bindings/cpp test PREFIX=$(TESTPREFIX)
 
 test-install: $(OUT)/.installed-test-prefix
 	bindings/c/check-install.sh $(TESTPREFIX)
@@ -190,10 +206,11 @@ bench:
 bench-smoke: $(OUT)/.installed-test-prefix
 	$(MAKE) -C bench bench-smoke PREFIX=$(TESTPREFIX)
 
-test: deps test-swift test-swift-client check-header test-install test-headers test-c test-python test-reliability fuzz-short bench-smoke
+test: deps test-swift test-swift-client check-header test-install test-headers test-c test-cpp test-python test-reliability fuzz-short bench-smoke
 	@echo "make test: all suites passed"
 
 demo: $(OUT)/.installed-demo-prefix
+	@scripts/ensure-deps.sh g++
 	$(MAKE) -C examples demo PREFIX=$(DEMOPREFIX)
 
 clean:

@@ -75,6 +75,15 @@
  *   function interfaces (such as Python's ctypes) where converting an argument costs more than
  *   the call. swiftrcu_loader_unbind() releases it.
  *
+ * REGIONS WITHOUT A GUARD, AND RETIRING ANY OBJECT
+ *   swiftrcu_region_enter() / swiftrcu_region_exit() open and close a read-side critical section
+ *   without a guard (no argument: for C++'s rcu_domain and foreign function interfaces); they nest
+ *   with guards in one stack per thread, and each call closes only its own kind of section.
+ *   swiftrcu_in_read_section() tells whether the calling thread is inside any section.
+ *   swiftrcu_retire(object, destroy, context) destroys any object after a grace period,
+ *   asynchronously; swiftrcu_call(head, fn) does the same without allocating, through a
+ *   swiftrcu_head embedded in the object. swiftrcu_barrier() waits for both.
+ *
  * OWNERSHIP
  *   - The library owns every published object from swiftrcu_new() / replace / copy_update on, and
  *     destroys each non-NULL one exactly once with the pointer's destroy function.

@@ -171,6 +171,39 @@ void * SWIFTRCU_NULLABLE swiftrcu_load_retained(swiftrcu_const_ptr_ref SWIFTRCU_
                                                 swiftrcu_retain_fn SWIFTRCU_NULLABLE retain)
     SWIFTRCU_NOEXCEPT SWIFTRCU_WARN_UNUSED_RESULT;
 
+/**
+ * Enters a read-side critical section without a guard (an anonymous region), to be left with
+ * swiftrcu_region_exit() on the same thread: for callers that have no place to keep a guard
+ * (C++'s rcu_domain::lock(), foreign function interfaces). Takes no argument.
+ * Regions and guards nest in one stack per thread: a region may be opened inside a guard's
+ * section and a guard inside a region, and each is closed innermost first by its own call
+ * (swiftrcu_region_exit() never closes a guard's section, swiftrcu_read_unlock() never a
+ * region). Same rules as swiftrcu_read_lock(): registers the thread on first use; the thread's
+ * open sections (regions included) count towards its limit of 255; a thread that exits inside a
+ * region has it released at its exit. Never blocks, writes no shared memory.
+ * Returns SWIFTRCU_OK; SWIFTRCU_EPERM, entering nothing, when the thread already holds 255
+ * nested sections or is exiting.
+ */
+int swiftrcu_region_enter(void) SWIFTRCU_NOEXCEPT SWIFTRCU_WARN_UNUSED_RESULT;
+
+/**
+ * Leaves the calling thread's innermost read-side critical section, which must be a region
+ * opened by swiftrcu_region_enter(). Takes no argument.
+ * Returns SWIFTRCU_OK; SWIFTRCU_EPERM, changing nothing, when the thread's innermost section is
+ * a guard's (swiftrcu_read_lock()) or the thread has no section of this library open. Never
+ * blocks, writes no shared memory.
+ */
+int swiftrcu_region_exit(void) SWIFTRCU_NOEXCEPT SWIFTRCU_WARN_UNUSED_RESULT;
+
+/**
+ * Returns 1 when the calling thread is inside a read-side critical section (a guard's, a
+ * region's, a callback's of this library, or one the program opened with liburcu-memb itself),
+ * else 0. swiftrcu_synchronize, swiftrcu_free and swiftrcu_old_free return SWIFTRCU_EDEADLK
+ * exactly where this returns 1 (swiftrcu_barrier also inside a destroy running deferred). Never
+ * blocks, writes no shared memory.
+ */
+int swiftrcu_in_read_section(void) SWIFTRCU_NOEXCEPT SWIFTRCU_WARN_UNUSED_RESULT;
+
 /* ---- Write side: publish a new object and get the previous one back as an old handle ---- */
 
 /**
@@ -247,6 +280,30 @@ int swiftrcu_synchronize(void) SWIFTRCU_NOEXCEPT;
  * function that is running deferred.
  */
 int swiftrcu_barrier(void) SWIFTRCU_NOEXCEPT;
+
+/**
+ * Retires any object: destroy(object, context) runs after a grace period, asynchronously, on a
+ * liburcu call_rcu thread (the library allocates a small record for it). For objects the program
+ * unpublished itself, outside any swiftrcu_ptr. Never waits for a grace period; allowed inside a
+ * read section and inside a destroy that runs deferred. swiftrcu_barrier() waits for it, and it
+ * follows swiftrcu_old_defer()'s memory rules (the pending count and the pause past 262144).
+ * Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for a NULL object or destroy (context may be NULL);
+ * SWIFTRCU_ENOMEM, queueing nothing, when the record cannot be allocated.
+ */
+int swiftrcu_retire(void * SWIFTRCU_NULLABLE object, swiftrcu_destroy_fn SWIFTRCU_NULLABLE destroy,
+                    void * SWIFTRCU_NULLABLE context) SWIFTRCU_NOEXCEPT SWIFTRCU_WARN_UNUSED_RESULT;
+
+/**
+ * Calls fn(head) after a grace period, asynchronously, on a liburcu call_rcu thread, allocating
+ * nothing: head is a node embedded in the caller's object (as liburcu's call_rcu). The node
+ * belongs to the library until fn starts: do not modify it or pass it again before then (the
+ * library cannot tell and would queue it twice). fn usually frees the object around head.
+ * Never waits for a grace period; allowed inside a read section and inside a function that runs
+ * deferred. swiftrcu_barrier() waits for it, and it follows swiftrcu_old_defer()'s memory rules.
+ * Returns SWIFTRCU_OK, or SWIFTRCU_EINVAL for a NULL head or fn.
+ */
+int swiftrcu_call(swiftrcu_head * SWIFTRCU_NULLABLE head, swiftrcu_call_fn SWIFTRCU_NULLABLE fn)
+    SWIFTRCU_NOEXCEPT;
 
 /* ---- Threads: registration with liburcu ---- */
 

@@ -195,7 +195,36 @@ package func deferDestroy(
     enqueue(record)
 }
 
+/// The function of a deferred call (`deferCall(in:_:)`), called with its node.
+package typealias NodeFunction = @convention(c) (UnsafeMutableRawPointer?) -> Void
+
+/// The bytes a node of `deferCall(in:_:)` needs: liburcu's `rcu_head`, then the function.
+package var deferredCallNodeSize: Int { MemoryLayout<rcu_head>.size + MemoryLayout<NodeFunction>.size }
+
+/// Queues `fn(node)` to run after a grace period on a liburcu call_rcu thread, like a deferred
+/// destroy (counted, spread and back-pressured the same way, waited for by `rcuBarrier`) but with
+/// no allocation: the node carries liburcu's `rcu_head` and `fn`. `node` is the caller's memory,
+/// pointer-aligned, of at least `deferredCallNodeSize` bytes, which the library uses until `fn`
+/// starts and the caller must not touch (nor queue again) until then. Never waits for a grace
+/// period; allowed inside a read section.
+package func deferCall(in node: UnsafeMutableRawPointer, _ fn: NodeFunction) {
+    // SAFETY: the node is pointer-aligned and large enough (caller's contract); liburcu
+    // initialises the head itself, and the function goes right after it.
+    node.storeBytes(of: fn, toByteOffset: MemoryLayout<rcu_head>.size, as: NodeFunction.self)
+    enqueue(node.assumingMemoryBound(to: rcu_head.self), deferredCallCallback)
+}
+
 private func enqueue(_ record: UnsafeMutablePointer<DeferredDestroy>) {
+    // SAFETY: `head` is the record's first field (type invariant), so this points into the record;
+    // liburcu keeps it until the callback, which owns the record from then on.
+    enqueue(UnsafeMutableRawPointer(record).assumingMemoryBound(to: rcu_head.self), deferredDestroyCallback)
+}
+
+/// The one queueing path of deferred work: counts it, spreads the workers and applies
+/// back-pressure when they fall behind, then hands `head` to liburcu's call_rcu.
+private func enqueue(
+    _ head: UnsafeMutablePointer<rcu_head>, _ callback: @convention(c) (UnsafeMutablePointer<rcu_head>) -> Void
+) {
     _ = rcushim_ready_self() // liburcu's call_rcu wants a registered caller
     rcushim_count_deferred_queued()
     // One default call_rcu worker can fall behind several writers; past the threshold, spread
@@ -205,10 +234,7 @@ private func enqueue(_ record: UnsafeMutablePointer<DeferredDestroy>) {
         rcushim_spread_call_rcu()
         if pending > UInt64(RCUSHIM_BACKPRESSURE_THRESHOLD) { applyBackPressure() }
     }
-    // SAFETY: `head` is the record's first field (type invariant), so this points into the record;
-    // liburcu keeps it until the callback, which owns the record from then on.
-    let head = UnsafeMutableRawPointer(record).assumingMemoryBound(to: rcu_head.self)
-    rcushim_call_rcu(head, deferredDestroyCallback)
+    rcushim_call_rcu(head, callback)
 }
 
 /// Pauses a writer that outruns the call_rcu workers until the queue has drained below half the
@@ -230,6 +256,19 @@ private func applyBackPressure() {
 /// The call_rcu callback: runs one deferred destroy and frees or hands back its record.
 private let deferredDestroyCallback: @convention(c) (UnsafeMutablePointer<rcu_head>) -> Void = { head in
     runDeferredDestroy(head)
+}
+
+/// The call_rcu callback of `deferCall`: runs the node's function.
+private let deferredCallCallback: @convention(c) (UnsafeMutablePointer<rcu_head>) -> Void = { head in
+    // SAFETY: liburcu hands back the node `deferCall` queued; its function lies after the head.
+    // Read before the call: the function may free or reuse the node.
+    let node = UnsafeMutableRawPointer(head)
+    let fn = node.load(fromByteOffset: MemoryLayout<rcu_head>.size, as: NodeFunction.self)
+    let t = rcushim_ready_self()
+    t?.pointee.in_callback &+= 1
+    fn(node)
+    t?.pointee.in_callback &-= 1
+    rcushim_count_deferred_completed()
 }
 
 private func runDeferredDestroy(_ head: UnsafeMutablePointer<rcu_head>) {

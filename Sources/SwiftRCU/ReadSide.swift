@@ -66,6 +66,46 @@ package enum ReadSide {
         return ReadToken(thread: t.pointee.serial, word: seq << 8 | UInt64(depth &+ 1))
     }
 
+    /// The value an anonymous region records in `ids[depth]`: RCUSHIM_NO_ID, which no guard's
+    /// sequence number equals (they are below 2^56), so a guard never names a region's level and
+    /// the guard checks need no test of their own for regions.
+    @inlinable package static var regionMark: UInt64 { .max }
+
+    /// Enters an anonymous region: a read-side critical section without a token, on the same
+    /// depth and identity stack as the tokens' sections, for the C ABI's region entry points.
+    /// `t` must be ready (`rcushim_ready_self()` returned it).
+    ///
+    /// Returns `false`, entering nothing, at `RCUSHIM_MAX_NESTING` sections.
+    @inlinable @inline(__always)
+    package static func enterRegion(ready t: UnsafeMutablePointer<rcushim_thread>) -> Bool {
+        let depth = t.pointee.depth
+        guard depth < UInt32(RCUSHIM_MAX_NESTING) else { return false }
+        rcushim_read_lock(t)
+        // SAFETY: `depth + 1 <= RCUSHIM_MAX_NESTING`, the last index of `ids`; the thread owns
+        // its state.
+        rcushim_ids(t)[Int(depth &+ 1)] = regionMark
+        t.pointee.depth = depth &+ 1
+        return true
+    }
+
+    /// Whether the innermost section the library tracks on the thread whose state is `t` (the
+    /// calling thread's, from `rcushim_self()`) is an anonymous region; `false` when there is none.
+    @inlinable @inline(__always)
+    package static func innermostIsRegion(of t: UnsafeMutablePointer<rcushim_thread>) -> Bool {
+        let depth = Int(t.pointee.depth)
+        // SAFETY: `depth <= RCUSHIM_MAX_NESTING`, so the index is in `ids`.
+        return depth != 0 && rcushim_ids(t)[depth] == regionMark
+    }
+
+    /// Leaves the innermost section of the calling thread (state `t`), which is an anonymous
+    /// region (`innermostIsRegion` said so), without liburcu's wake-up step: returns `true` when
+    /// a writer waits, and then the caller must call `rcushim_wake_writer()` next.
+    @inlinable @inline(__always)
+    package static func leaveRegion(of t: UnsafeMutablePointer<rcushim_thread>) -> Bool {
+        t.pointee.depth &-= 1
+        return rcushim_read_leave(t) != 0
+    }
+
     /// Whether `token` names a section the calling thread holds now (the innermost or an outer one).
     @inlinable @inline(__always)
     package static func holds(_ token: ReadToken) -> Bool {

@@ -46,11 +46,12 @@ extern "C" {
  *    that nothing writes (so `reader` is never NULL, and one test of `registered` tells ready);
  *  - once `ready`, `membarrier` equals liburcu's urcu_memb_has_sys_membarrier, which liburcu sets
  *    at its initialisation (done before any thread is registered) and never changes afterwards;
- *  - `depth` counts the C guards' open read-side sections on this thread (each one also holds one
- *    level of liburcu's nesting counter), and `ids[1...depth]` holds their sequence numbers,
- *    innermost last;
+ *  - `depth` counts the open read-side sections of the C guards and anonymous regions on this
+ *    thread (each one also holds one level of liburcu's nesting counter), and `ids[1...depth]`
+ *    holds their identities, innermost last: a guard's sequence number, or RCUSHIM_NO_ID for a
+ *    region;
  *  - `ids[0]` is RCUSHIM_NO_ID, which no sequence number equals (they are below 2^56), so a
- *    guard that names depth 0 never matches, without a test of its own;
+ *    guard that names depth 0 or a region's level never matches, without a test of its own;
  *  - only the owning thread reads or writes the struct (the fork and exit handlers run on it too).
  */
 struct rcushim_thread {
