@@ -443,6 +443,16 @@ SWIFT_EXTERN int swiftrcu_old_free(swiftrcu_old_ref _Nullable old) SWIFT_NOEXCEP
 /// until the old handle is freed or deferred.
 SWIFT_EXTERN void * _Nullable swiftrcu_old_object(swiftrcu_const_old_ref _Nullable old) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
 
+/// Prepares a fork() that the calling thread is about to make: waits until no grace-period wait of
+/// this library is in progress, and keeps new ones from starting until that fork, so the library’s
+/// fork handler then waits for none. For bindings whose threads may need, to leave their read-side
+/// sections, a lock that the forking thread holds while it forks (Python’s interpreter lock): call
+/// it with that lock released, right before fork(). Calling it again before the fork does nothing.
+/// Must be followed by fork() on the same thread (the fork handlers undo it, also when fork fails):
+/// until then every grace-period wait in the process except this thread’s waits.
+/// Returns SWIFTRCU_OK; SWIFTRCU_EDEADLK, waiting for nothing, inside a read-side critical section.
+SWIFT_EXTERN int swiftrcu_prepare_fork(void) SWIFT_NOEXCEPT;
+
 /// Copies size bytes, starting offset bytes into the object ptr publishes now, to dst, inside a
 /// read-side critical section: a whole read section in one call, with no callback, for reading
 /// a field (or a whole small struct) of the current object into the caller’s memory. The copy
