@@ -119,9 +119,16 @@ atexit.register(_at_exit)
 
 def _before_fork() -> None:
     state.forking = True
-    wait_for_deferred(exit_timeout())
+    timeout = exit_timeout()
+    deferred = state.deferred
+    wait_for_deferred(timeout)
     if not _ffi.in_read_section():
         _ffi.prepare_fork()  # CDLL: waits without the GIL
+    if deferred:
+        # A defer that was already inside its foreign call when `forking` was set may have
+        # queued its release after that barrier: wait for it too.
+        state.deferred = True
+        wait_for_deferred(timeout)
 
 
 def _after_fork_in_parent() -> None:

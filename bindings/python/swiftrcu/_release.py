@@ -224,10 +224,21 @@ class RcuOld(Generic[T]):
         # Plain statements from the claim to the call (see the module).
         self._buf.value = None
         self._claimed = handle
-        if obj is not None:
-            retire(address, obj)
+        if obj is not None:  # retire(address, obj), inlined: no call before the commit
+            try:
+                bucket = retired[address]
+            except KeyError:
+                retired[address] = [obj]
+            else:
+                bucket += (obj,)
             self._obj = None
-        status = defer_handle(handle)
+        if state.forking:
+            waiting = stash
+            waiting += (handle,)
+            status = _ffi.OK
+        else:
+            state.deferred = True
+            status = _ffi.old_defer(handle)
         if status and obj is not None:
             unretire(address)  # not deferred: its destroy will not come
         self._claimed = 0
