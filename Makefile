@@ -101,6 +101,7 @@ test-install: $(OUT)/.installed-test-prefix
 
 test-python: $(OUT)/.installed-test-prefix
 	scripts/ensure-python-deps.sh
+	cd bindings/python && $(PYTHON) -m mypy --strict swiftrcu
 	cd bindings/python && SWIFTRCU_LIBRARY=$(TESTPREFIX)/lib/$(LIBNAME) $(PYTHON) -m pytest -q tests
 
 # Reliability (tests/reliability, fuzz): short runs in `make test`, long ones as their own targets.

@@ -3,9 +3,10 @@
 A guard's section is an anonymous region of the C library (``swiftrcu_region_enter`` /
 ``swiftrcu_region_exit``: argument-free calls, the cheapest a ctypes call can be). What the C
 guard would check (this thread's guard, still held, the innermost) is checked here, on a
-per-thread stack of sequence numbers: a guard holds its thread's stack and its own number, and
-the stack holds the numbers of the thread's held guards, innermost last. The stack holds numbers,
-not guards, so that a guard that is dropped while held is finalized (and unlocked then).
+per-thread stack of entries: a guard holds its thread's stack and its own entry (an empty list,
+made without a call and compared by identity), and the stack holds the entries of the thread's
+held guards, innermost last. The stack holds entries, not guards, so that a guard that is
+dropped while held is finalized (and unlocked then).
 
 A region closes the thread's innermost section and refuses (``EPERM``, changing nothing) when
 that is a C guard's, so a guard can only close its own section: the stack says it is the
@@ -14,7 +15,6 @@ innermost of this thread's Python guards, the library that no C guard is open in
 
 from __future__ import annotations
 
-import itertools
 import threading
 from typing import Any, List, NoReturn, Optional, Type
 
@@ -27,14 +27,13 @@ _region_exit = _ffi.region_exit
 
 
 class _Stacks(threading.local):
-    """The calling thread's stack of held guards' numbers, innermost last."""
+    """The calling thread's stack of held guards' entries, innermost last."""
 
     def __init__(self) -> None:
-        self.stack: List[int] = []
+        self.stack: List[Any] = []
 
 
 _stacks = _Stacks()
-_numbers = itertools.count(1)
 
 
 class Guard:
@@ -46,9 +45,9 @@ class Guard:
     """
 
     # _stack: the owning thread's stack while held, None once spent; _number: its entry there.
-    __slots__ = ("_stack", "_number", "__weakref__")
-    _stack: Optional[List[int]]
-    _number: int
+    __slots__ = ("_stack", "_number")
+    _stack: Optional[List[Any]]
+    _number: Any
 
     def __new__(cls, *args: Any, **kwargs: Any) -> "Guard":
         raise TypeError("Guard objects are returned by swiftrcu.read_lock()")
@@ -70,19 +69,23 @@ class Guard:
         stack = self._stack
         # The bookkeeping comes first and is plain statements; the foreign call is last, so an
         # async exception cannot separate them (see _release).
-        if stack is _stacks.stack and stack and stack[-1] is self._number:
-            del stack[-1]
+        try:
+            innermost = stack is _stacks.stack and stack[-1] is self._number
+        except IndexError:  # pragma: no cover - a held guard's entry is on its stack
+            innermost = False
+        if innermost:
+            del stack[-1]  # type: ignore[union-attr]
             self._stack = None
             status = _region_exit()
             if status:  # a C guard's section is the innermost: it changed nothing
-                stack += (self._number,)
+                stack += (self._number,)  # type: ignore[operator]
                 self._stack = stack
                 raise error(status, UNLOCK_REFUSED)
             return
         raise unlock_refused()
 
     def __del__(self, _state: _State = state) -> None:
-        stack = self._stack
+        stack = getattr(self, "_stack", None)
         if stack is None or _state.exiting:
             return
         try:
@@ -111,16 +114,15 @@ class Guard:
 _new_guard = object.__new__
 
 
-def read_lock(_new: Any = _new_guard, _cls: Type[Guard] = Guard, _next: Any = next,
-              _numbers: Any = _numbers) -> Guard:
+def read_lock(_new: Any = _new_guard, _cls: Type[Guard] = Guard) -> Guard:
     """Enters a read-side critical section and returns its :class:`Guard` (the kernel's
     ``rcu::read_lock()``). Nestable; never blocks.
 
     Inside a section, calls that wait for a grace period (``RcuOld.free``, ``Rcu.close``,
     :func:`synchronize`, :func:`barrier`) raise :class:`DeadlockError`.
     """
-    guard = _new(_cls)
-    number = _next(_numbers)
+    guard: Guard = _new(_cls)
+    number: Any = []  # an object of its own: the guard's entry, compared by identity
     stack = _stacks.stack
     # Held before the section is entered, so that if an async exception arrives right after
     # region_enter returned, the dropped guard's __del__ leaves the section again.
@@ -135,7 +137,7 @@ def read_lock(_new: Any = _new_guard, _cls: Type[Guard] = Guard, _next: Any = ne
     return guard
 
 
-def this_threads_stack() -> List[int]:
+def this_threads_stack() -> List[Any]:
     """The calling thread's stack of held guards (for Rcu.dereference)."""
     return _stacks.stack
 

@@ -140,7 +140,7 @@ def _after_fork_in_child() -> None:
     for rcu in list(all_rcus):
         # A writer lock held by a thread that does not exist here can never be released; the
         # forking thread keeps the ones it holds.
-        if not rcu._writer._is_owned():
+        if not rcu._writer._is_owned():  # type: ignore[attr-defined]
             rcu._writer = threading.RLock()
     state.forking = False
     drain_stash()

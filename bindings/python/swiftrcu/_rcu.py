@@ -104,7 +104,7 @@ def _make_reader(handle: int) -> Callable[[], Any]:
     loader._address = address.value
     loader._handle = handle
     loader._recycle = False
-    return loader  # type: ignore[no-any-return]
+    return loader
 
 
 def _read_closed() -> NoReturn:
@@ -130,10 +130,10 @@ def _fresh_handle(address: Optional[int]) -> int:
         previous = _c_void_p()
         if _replace(handle, address, _byref(previous)) == _ffi.OK:
             return handle
-    handle = _ffi.new(address, DESTROY, None)
-    if not handle:
+    fresh = _ffi.new(address, DESTROY, None)
+    if not fresh:
         raise RcuError(_ffi.ENOMEM, "swiftrcu_new")
-    return handle
+    return fresh
 
 
 #: Every live Rcu, for the fork handler (see _process).
