@@ -3,19 +3,24 @@
 A guard's section is an anonymous region of the C library (``swiftrcu_region_enter`` /
 ``swiftrcu_region_exit``: argument-free calls, the cheapest a ctypes call can be). What the C
 guard would check (this thread's guard, still held, the innermost) is checked here, on a
-per-thread stack of entries: a guard holds its thread's stack and its own entry (an empty list,
-made without a call and compared by identity), and the stack holds the entries of the thread's
-held guards, innermost last. The stack holds entries, not guards, so that a guard that is
-dropped while held is finalized (and unlocked then).
+per-thread stack: each held guard owns an entry (an ``_Entry``), the entry knows its thread's
+stack, and the stack holds the entries' keys, innermost last. The stack holds keys, not entries
+or guards, so that a guard that is dropped while held lets its entry go, whose finalizer leaves
+the section then. Entries of unlocked guards are kept for reuse, so a guard that is unlocked
+and then dropped runs no finalizer: that is most of what a finalizer would cost per section.
 
 A region closes the thread's innermost section and refuses (``EPERM``, changing nothing) when
 that is a C guard's, so a guard can only close its own section: the stack says it is the
 innermost of this thread's Python guards, the library that no C guard is open inside it.
+
+Each change of state is made of plain statements (no call) followed by the one foreign call
+that commits it, so an async exception (KeyboardInterrupt) cannot fall between them (see
+``_release``).
 """
 
 from __future__ import annotations
 
-import threading
+import _thread
 from typing import Any, List, NoReturn, Optional, Type
 
 from . import _ffi
@@ -25,15 +30,47 @@ from ._release import _State, state
 _region_enter = _ffi.region_enter
 _region_exit = _ffi.region_exit
 
-
-class _Stacks(threading.local):
-    """The calling thread's stack of held guards' entries, innermost last."""
-
-    def __init__(self) -> None:
-        self.stack: List[Any] = []
+# The calling thread's stack of held guards' keys, innermost last, as the attribute `stack` (set
+# on a thread's first read_lock). A plain _thread._local: cheaper to read than a subclass.
+_stacks: Any = _thread._local()
 
 
-_stacks = _Stacks()
+class _Entry:
+    """A held guard's place on its thread's stack.
+
+    Invariants: while a guard holds it, ``stack`` is its thread's stack, which holds ``key`` at
+    the guard's depth; while it waits in ``_spare``, ``stack`` is None and no guard holds it.
+    """
+
+    __slots__ = ("stack", "key")
+    stack: Optional[List[Any]]
+    key: Any
+
+    def __del__(self, _state: _State = state) -> None:
+        # Only a held guard's entry is ever dropped: its guard was dropped while held.
+        try:
+            stack = self.stack
+            if stack is None or _state.exiting:
+                return
+            if stack is _stacks.stack and stack[-1] is self.key:
+                del stack[-1]
+                self.stack = None
+                if _region_exit():
+                    stack += (self.key,)
+                    self.stack = stack
+        except Exception:
+            pass
+
+
+#: Entries of unlocked guards, for reuse (at most as many as were held at once).
+_spare: List[_Entry] = []
+
+
+def _new_entry() -> _Entry:
+    entry: _Entry = object.__new__(_Entry)
+    entry.stack = None
+    entry.key = []  # an object of its own, compared by identity
+    return entry
 
 
 class Guard:
@@ -44,10 +81,9 @@ class Guard:
     is dropped is unlocked then, if that is still allowed.
     """
 
-    # _stack: the owning thread's stack while held, None once spent; _number: its entry there.
-    __slots__ = ("_stack", "_number")
-    _stack: Optional[List[Any]]
-    _number: Any
+    # _entry: the guard's entry while held, None once spent.
+    __slots__ = ("_entry",)
+    _entry: Optional[_Entry]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> "Guard":
         raise TypeError("Guard objects are returned by swiftrcu.read_lock()")
@@ -55,7 +91,7 @@ class Guard:
     @property
     def held(self) -> bool:
         """False once the guard was unlocked."""
-        return self._stack is not None
+        return self._entry is not None
 
     def unlock(self) -> None:
         """Leaves the section. Raises RcuError (SWIFTRCU_EPERM) when this is not the thread's
@@ -65,38 +101,25 @@ class Guard:
     def __enter__(self) -> "Guard":
         return self
 
-    def __exit__(self, kind: Any, value: Any, traceback: Any) -> None:
-        stack = self._stack
-        # The bookkeeping comes first and is plain statements; the foreign call is last, so an
-        # async exception cannot separate them (see _release).
+    def __exit__(self, kind: Any, value: Any, traceback: Any, _spare: List[_Entry] = _spare) -> None:
+        entry: Any = self._entry
         try:
-            innermost = stack is _stacks.stack and stack[-1] is self._number
-        except IndexError:  # pragma: no cover - a held guard's entry is on its stack
+            stack = entry.stack
+            innermost = stack is _stacks.stack and stack[-1] is entry.key
+        except (AttributeError, IndexError):  # spent, or a thread that never took a guard
             innermost = False
-        if innermost:
-            del stack[-1]  # type: ignore[union-attr]
-            self._stack = None
-            status = _region_exit()
-            if status:  # a C guard's section is the innermost: it changed nothing
-                stack += (self._number,)  # type: ignore[operator]
-                self._stack = stack
-                raise error(status, UNLOCK_REFUSED)
-            return
-        raise unlock_refused()
-
-    def __del__(self, _state: _State = state) -> None:
-        stack = getattr(self, "_stack", None)
-        if stack is None or _state.exiting:
-            return
-        try:
-            if stack is _stacks.stack and stack[-1] is self._number:
-                del stack[-1]
-                self._stack = None
-                if _region_exit():
-                    stack += (self._number,)
-                    self._stack = stack
-        except Exception:
-            pass
+        if not innermost:
+            raise unlock_refused()
+        del stack[-1]
+        self._entry = None
+        entry.stack = None
+        status = _region_exit()
+        if status:  # a C guard's section is the innermost: put everything back
+            entry.stack = stack
+            self._entry = entry
+            stack += (entry.key,)
+            raise error(status, UNLOCK_REFUSED)
+        _spare += (entry,)
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("a swiftrcu.Guard cannot be copied or pickled")
@@ -108,13 +131,11 @@ class Guard:
         raise TypeError("a swiftrcu.Guard cannot be copied")
 
     def __repr__(self) -> str:
-        return f"<swiftrcu.Guard {'held' if self._stack is not None else 'spent'}>"
+        return f"<swiftrcu.Guard {'held' if self._entry is not None else 'spent'}>"
 
 
-_new_guard = object.__new__
-
-
-def read_lock(_new: Any = _new_guard, _cls: Type[Guard] = Guard) -> Guard:
+def read_lock(_new: Any = object.__new__, _cls: Type[Guard] = Guard,
+              _spare: List[_Entry] = _spare) -> Guard:
     """Enters a read-side critical section and returns its :class:`Guard` (the kernel's
     ``rcu::read_lock()``). Nestable; never blocks.
 
@@ -122,25 +143,30 @@ def read_lock(_new: Any = _new_guard, _cls: Type[Guard] = Guard) -> Guard:
     :func:`synchronize`, :func:`barrier`) raise :class:`DeadlockError`.
     """
     guard: Guard = _new(_cls)
-    number: Any = []  # an object of its own: the guard's entry, compared by identity
-    stack = _stacks.stack
+    try:
+        entry = _spare[-1]
+        del _spare[-1]
+    except IndexError:
+        entry = _new_entry()
+    try:
+        stack = _stacks.stack
+    except AttributeError:  # the thread's first guard
+        stack = _stacks.stack = []
     # Held before the section is entered, so that if an async exception arrives right after
-    # region_enter returned, the dropped guard's __del__ leaves the section again.
-    guard._stack = stack
-    guard._number = number
-    stack += (number,)
+    # region_enter returned, the dropped guard's entry leaves the section again.
+    entry.stack = stack
+    guard._entry = entry
+    stack += (entry.key,)
     if _region_enter():
         del stack[-1]
-        guard._stack = None
+        guard._entry = None
+        entry.stack = None
+        _spare += (entry,)
         raise unlock_refused("cannot enter a read-side section: 255 sections are already"
                              " nested, or the thread is exiting")
     return guard
 
 
-def this_threads_stack() -> List[Any]:
-    """The calling thread's stack of held guards (for Rcu.dereference)."""
-    return _stacks.stack
-
-
-def stacks() -> _Stacks:
+def stacks() -> Any:
+    """The per-thread holder of the guard stacks (for Rcu.dereference)."""
     return _stacks

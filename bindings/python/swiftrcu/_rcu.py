@@ -187,9 +187,14 @@ class Rcu(Generic[T]):
         thread, and ClosedError when the Rcu is closed.
         """
         try:
-            if guard._stack is _stacks.stack:
+            if guard._entry.stack is _stacks.stack:  # type: ignore[union-attr]
+                # Held, and by this thread. The object the Rcu holds as published is the one
+                # the library publishes, except while a write is under way or was cut short
+                # (then _next is set): the library says which. A closed Rcu's read raises.
+                if self._next is _IDLE and self._ptr is not None:
+                    return self._value
                 return self.read()
-        except AttributeError:
+        except AttributeError:  # not a Guard, spent, or a thread that never took a guard
             pass
         return self._refuse(guard)
 
@@ -198,7 +203,7 @@ class Rcu(Generic[T]):
             raise ClosedError()
         if not isinstance(guard, Guard):
             raise TypeError(f"dereference() needs a swiftrcu.Guard, not {type(guard).__name__}")
-        if guard._stack is None:
+        if guard._entry is None:
             raise RcuError(_ffi.EPERM, "the guard was unlocked")
         raise RcuError(_ffi.EPERM, "the guard belongs to another thread")
 
