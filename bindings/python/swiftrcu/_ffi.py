@@ -24,7 +24,7 @@ __all__ = ["OK", "EINVAL", "EPERM", "EDEADLK", "ENOMEM", "library_path", "librar
 
 cdll, pydll, library_path, library_version = _library.open_library()
 
-# Entry points newer than the loader's list: a library without them is too old for this package.
+# Entry points the loader does not check for: a library without them is too old for this package.
 _NEWER = ("swiftrcu_region_enter", "swiftrcu_region_exit", "swiftrcu_in_read_section",
           "swiftrcu_prepare_fork", "swiftrcu_read_lock_dereference")
 _missing = [name for name in _NEWER if not hasattr(cdll, name)]
