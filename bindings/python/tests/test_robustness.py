@@ -251,3 +251,92 @@ def test_fork_while_a_grace_period_waits_for_a_sleeping_reader_does_not_hang() -
         done = run_python(FORK_WHILE_WAITING.replace("sys.argv[1]", repr(how)), library_env(),
                           timeout=30)
         assert done.returncode == 0 and done.stdout.strip() == "ok", (how, done.stderr[-2000:])
+
+
+def _then_interrupt(real: Any) -> Any:
+    """`real`, followed by a KeyboardInterrupt: one that arrives right after a commit."""
+
+    def call(*args: Any) -> Any:
+        real(*args)
+        raise KeyboardInterrupt
+
+    return call
+
+
+def test_an_interrupt_right_after_each_commit_leaves_everything_consistent(monkeypatch: Any) -> None:
+    from swiftrcu import _ffi, _guard, _rcu
+
+    live: "weakref.WeakSet[Item]" = weakref.WeakSet()
+
+    def make(n: int) -> Item:
+        item = Item(n)
+        live.add(item)
+        return item
+
+    r = swiftrcu.Rcu(make(0))
+    # replace(): published, then interrupted before the Rcu noted it.
+    new = make(1)
+    monkeypatch.setattr(_rcu, "_replace", _then_interrupt(_ffi.replace))
+    try:
+        r.replace(new)
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    gc.collect()
+    assert r.read() is new
+    with swiftrcu.read_lock() as g:
+        assert r.dereference(g) is new
+    # copy_update(): the same at its commit.
+    monkeypatch.setattr(_rcu, "_replace", _then_interrupt(_ffi.replace))
+    try:
+        r.copy_update(lambda current: make(2))
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    gc.collect()
+    assert r.read().n == 2  # type: ignore[union-attr]
+    with swiftrcu.read_lock() as g:
+        assert r.dereference(g) is r.read()
+    old = r.replace(make(3))
+    assert old is not None and old.value.n == 2
+    # defer(): queued, then interrupted before the RcuOld noted it.
+    monkeypatch.setattr(_ffi, "old_defer", _then_interrupt(_ffi.old_defer))
+    try:
+        old.defer()
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    assert old.released
+    del old
+    # free(): done, then interrupted.
+    old = r.replace(make(4))
+    assert old is not None
+    monkeypatch.setattr(_ffi, "old_free", _then_interrupt(_ffi.old_free))
+    try:
+        old.free()
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    del old
+    # read_lock(): entered, then interrupted: the dropped guard leaves the section.
+    monkeypatch.setattr(_guard, "_region_enter", _then_interrupt(_ffi.region_enter))
+    try:
+        swiftrcu.read_lock()
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    gc.collect()
+    assert not _ffi.in_read_section()
+    # unlock(): left, then interrupted.
+    g = swiftrcu.read_lock()
+    monkeypatch.setattr(_guard, "_region_exit", _then_interrupt(_ffi.region_exit))
+    try:
+        g.unlock()
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    assert not g.held and not _ffi.in_read_section()
+    r.close()
+    del r, new
+    settle()
+    assert len(live) == 0, f"{len(live)} objects leaked"
