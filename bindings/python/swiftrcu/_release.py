@@ -96,21 +96,8 @@ def _make_destroy() -> Any:
 DESTROY = _make_destroy()
 
 
-def retire(address: int, obj: Any) -> None:
-    """Adds the reference that a deferred old handle of `obj` owns until its destroy callback.
-
-    Plain statements only: no call between the caller's last check and the foreign call that
-    follows."""
-    try:
-        bucket = retired[address]
-    except KeyError:
-        retired[address] = [obj]
-    else:
-        bucket += (obj,)
-
-
 def unretire(address: int) -> None:
-    """Takes back one reference that retire() added, for a deferral that did not happen."""
+    """Takes back one reference that RcuOld._defer added, for a deferral that did not happen."""
     try:
         bucket = retired[address]
         try:
@@ -224,7 +211,7 @@ class RcuOld(Generic[T]):
         # Plain statements from the claim to the call (see the module).
         self._buf.value = None
         self._claimed = handle
-        if obj is not None:  # retire(address, obj), inlined: no call before the commit
+        if obj is not None:  # into the retired table, with no call before the commit
             try:
                 bucket = retired[address]
             except KeyError:
