@@ -161,7 +161,8 @@ wheel: lib
 test-python: wheel
 	rm -rf $(WHEEL_VENV) $(OUT)/python-test
 	$(PYTHON) -m venv $(WHEEL_VENV)
-	$(WHEEL_VENV)/bin/python -m pip install --quiet $(OUT)/dist/swiftrcu-*.whl pytest
+	$(WHEEL_VENV)/bin/python -m pip install --quiet $(OUT)/dist/swiftrcu-*.whl pytest mypy
+	cd bindings/python && $(WHEEL_VENV)/bin/python -m mypy --strict --cache-dir $(CURDIR)/$(OUT)/mypy-cache swiftrcu
 	mkdir -p $(OUT)/python-test
 	cd $(OUT)/python-test && env -u SWIFTRCU_LIBRARY -u LD_LIBRARY_PATH -u PYTHONPATH \
 	  $(WHEEL_VENV)/bin/python -m pytest -q -p no:cacheprovider --wheel $(CURDIR)/bindings/python/tests
@@ -171,6 +172,7 @@ test-python: wheel
 # The same suite against the source tree's package and the privately installed library.
 test-python-source: $(OUT)/.installed-test-prefix
 	scripts/ensure-python-deps.sh
+	cd bindings/python && $(PYTHON) -m mypy --strict swiftrcu
 	cd bindings/python && SWIFTRCU_LIBRARY=$(TESTPREFIX)/lib/$(LIBNAME) $(PYTHON) -m pytest -q tests
 
 # Reliability and fuzzing (bindings/c/reliability, bindings/c/fuzz): short runs in `make test`,

@@ -73,7 +73,9 @@
  *   swiftrcu_loader_bind(ptr, retain, if_null, &loader) binds a loader: a function without
  *   arguments that does what swiftrcu_load_retained() does with that pointer, for foreign
  *   function interfaces (such as Python's ctypes) where converting an argument costs more than
- *   the call. swiftrcu_loader_unbind() releases it.
+ *   the call. swiftrcu_loader_unbind() releases it. swiftrcu_prepare_fork(), called right before
+ *   fork() with the binding's own lock released, lets the fork handler find no grace-period wait
+ *   in progress (for bindings whose readers need that lock to leave their sections).
  *
  * REGIONS WITHOUT A GUARD, AND RETIRING ANY OBJECT
  *   swiftrcu_region_enter() / swiftrcu_region_exit() open and close a read-side critical section

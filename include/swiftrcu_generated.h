@@ -368,6 +368,18 @@ int swiftrcu_loader_bind(swiftrcu_const_ptr_ref SWIFTRCU_NULLABLE ptr,
 int swiftrcu_loader_unbind(swiftrcu_loader_fn SWIFTRCU_NULLABLE loader)
     SWIFTRCU_NOEXCEPT SWIFTRCU_WARN_UNUSED_RESULT;
 
+/**
+ * Prepares a fork() that the calling thread is about to make: waits until no grace-period wait of
+ * this library is in progress, and keeps new ones from starting until that fork, so the library's
+ * fork handler then waits for none. For bindings whose threads may need, to leave their read-side
+ * sections, a lock that the forking thread holds while it forks (Python's interpreter lock): call
+ * it with that lock released, right before fork(). Calling it again before the fork does nothing.
+ * Must be followed by fork() on the same thread (the fork handlers undo it, also when fork fails):
+ * until then every grace-period wait in the process except this thread's waits.
+ * Returns SWIFTRCU_OK; SWIFTRCU_EDEADLK, waiting for nothing, inside a read-side critical section.
+ */
+int swiftrcu_prepare_fork(void) SWIFTRCU_NOEXCEPT;
+
 #ifdef __cplusplus
 }
 #endif

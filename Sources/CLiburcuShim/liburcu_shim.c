@@ -45,6 +45,17 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
  * threads are paused during fork and a barrier waits for them. */
 static pthread_rwlock_t gp_fork_lock = PTHREAD_RWLOCK_INITIALIZER;
 
+/* Held for reading around every grace-period wait (rcushim_synchronize), and for writing from
+ * rcushim_prepare_fork, or else from before_fork, until the fork is done. It lets a binding wait
+ * for the grace periods in progress before fork() begins, without holding a lock of its own that
+ * their readers may need (Python's interpreter lock), and without blocking first-use
+ * registration, which takes only gp_fork_lock.
+ *
+ * Invariants: `fork_prepared` is 1 exactly while the calling thread holds sync_fork_lock for
+ * writing; lock order: sync_fork_lock before gp_fork_lock. */
+static pthread_rwlock_t sync_fork_lock = PTHREAD_RWLOCK_INITIALIZER;
+static __thread int fork_prepared;
+
 /* The C ABI's handle table (see Handles.swift); the free list starts empty (UINT32_MAX). */
 uintptr_t rcushim_directory_storage[RCUSHIM_DIRECTORY_SIZE] __attribute__((aligned(64)));
 unsigned char rcushim_first_segment_storage[RCUSHIM_FIRST_SEGMENT_BYTES] __attribute__((aligned(64)));
@@ -135,6 +146,10 @@ static void before_fork(void) {
         (void)!write(2, msg, sizeof msg - 1);
     }
     urcu_memb_call_rcu_before_fork();
+    if (!fork_prepared) {
+        pthread_rwlock_wrlock(&sync_fork_lock);
+        fork_prepared = 1; /* INVARIANT: held for writing */
+    }
     pthread_rwlock_wrlock(&gp_fork_lock);
     pthread_mutex_lock(&registry_lock);
     pthread_mutex_lock(&table_lock);
@@ -144,6 +159,8 @@ static void after_fork_parent(void) {
     pthread_mutex_unlock(&table_lock);
     pthread_mutex_unlock(&registry_lock);
     pthread_rwlock_unlock(&gp_fork_lock);
+    fork_prepared = 0; /* INVARIANT: released next */
+    pthread_rwlock_unlock(&sync_fork_lock);
     urcu_memb_call_rcu_after_fork_parent();
 }
 
@@ -180,6 +197,8 @@ static void after_fork_child(void) {
     pthread_mutex_init(&table_lock, NULL);
     pthread_mutex_init(&registry_lock, NULL);
     pthread_rwlock_init(&gp_fork_lock, NULL);
+    pthread_rwlock_init(&sync_fork_lock, NULL);
+    fork_prepared = 0; /* INVARIANT: the lock is new */
     urcu_memb_call_rcu_after_fork_child();
 }
 
@@ -324,9 +343,22 @@ void rcushim_guard_moved(void) {
 }
 
 void rcushim_synchronize(void) {
+    /* A thread that prepared a fork holds sync_fork_lock already (for writing). */
+    int prepared = fork_prepared;
+    if (!prepared)
+        pthread_rwlock_rdlock(&sync_fork_lock);
     pthread_rwlock_rdlock(&gp_fork_lock);
     urcu_memb_synchronize_rcu();
     pthread_rwlock_unlock(&gp_fork_lock);
+    if (!prepared)
+        pthread_rwlock_unlock(&sync_fork_lock);
+}
+
+void rcushim_prepare_fork(void) {
+    if (fork_prepared)
+        return;
+    pthread_rwlock_wrlock(&sync_fork_lock);
+    fork_prepared = 1; /* INVARIANT: held for writing */
 }
 
 /* Aligned to a cache line: the release build places the read path's functions first in .text

@@ -791,6 +791,24 @@ public func swiftrcu_barrier() -> CInt {
     return SWIFTRCU_OK
 }
 
+/// Prepares a fork() that the calling thread is about to make: waits until no grace-period wait of
+/// this library is in progress, and keeps new ones from starting until that fork, so the library's
+/// fork handler then waits for none. For bindings whose threads may need, to leave their read-side
+/// sections, a lock that the forking thread holds while it forks (Python's interpreter lock): call
+/// it with that lock released, right before fork(). Calling it again before the fork does nothing.
+///
+/// Must be followed by fork() on the same thread (the fork handlers undo it, also when fork fails):
+/// until then every grace-period wait in the process except this thread's waits.
+///
+/// Returns SWIFTRCU_OK; SWIFTRCU_EDEADLK, waiting for nothing, inside a read-side critical section.
+@c(swiftrcu_prepare_fork)
+@discardableResult
+public func swiftrcu_prepare_fork() -> CInt {
+    guard !ReadSide.isInSection else { return status(.deadlock) }
+    rcushim_prepare_fork()
+    return SWIFTRCU_OK
+}
+
 /// Registers the calling thread with liburcu now (read_lock does it on first use). Registering a
 /// registered thread does nothing. A thread the program registered with liburcu-memb itself is
 /// adopted, never registered twice.

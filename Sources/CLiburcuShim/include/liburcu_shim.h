@@ -214,6 +214,11 @@ void rcushim_thread_fini(void) __attribute__((visibility("hidden")));
 /* EXPORTED-FROM-SHIM: waits for a grace period (urcu_memb_synchronize_rcu), excluded from fork. */
 void rcushim_synchronize(void) __attribute__((visibility("hidden")));
 
+/* EXPORTED-FROM-SHIM: waits until no grace-period wait (rcushim_synchronize) is in progress and keeps
+ * new ones from starting until the calling thread's next fork() (the fork handler then skips that
+ * wait). Requires the calling thread to be outside any read-side section. */
+void rcushim_prepare_fork(void) __attribute__((visibility("hidden")));
+
 /*
  * Storage of the C ABI's handle table (see Sources/SwiftRCUCABI/Handles.swift), kept here so it
  * needs no lazy initialisation and the fork handlers can hold its lock.

@@ -33,18 +33,19 @@ def test_publication_holds_exactly_one_reference() -> None:
     r.close()
 
 
-def test_object_published_twice_is_released_once_per_publication() -> None:
+def test_object_published_in_two_rcus_is_released_once_per_publication() -> None:
     obj = object()
     base = sys.getrefcount(obj)
     r1 = swiftrcu.Rcu(obj)
     r2 = swiftrcu.Rcu(obj)
-    old = r1.replace(obj)  # a second publication in the same Rcu
-    assert sys.getrefcount(obj) == base + 3
-    assert old.value is obj
-    old.free()
     assert sys.getrefcount(obj) == base + 2
-    r1.close()
+    assert r1.replace(obj) is None  # the current object again: nothing changes
+    assert sys.getrefcount(obj) == base + 2
+    old = r1.replace(None)
+    assert old is not None and old.value is obj
+    old.free()
     assert sys.getrefcount(obj) == base + 1
+    r1.close()
     r2.close()
     assert sys.getrefcount(obj) == base
 
@@ -193,7 +194,8 @@ def test_second_free_or_defer_raises_einval() -> None:
     r = swiftrcu.Rcu(1)
     for first in ("free", "defer"):
         for second in ("free", "defer"):
-            old = r.replace(2)
+            old = r.replace([first, second])  # a new object each time
+            assert old is not None
             getattr(old, first)()
             with pytest.raises(swiftrcu.RcuError) as info:
                 getattr(old, second)()
