@@ -11,18 +11,22 @@ import Synchronization
 /// has ended when it returns (liburcu's `synchronize_rcu`).
 ///
 /// - Throws: `RcuError.deadlock`, waiting for nothing, when the calling thread is itself inside a
-///   read-side critical section (the wait could never end).
+///   read-side critical section (the wait could never end); `RcuError.notPermitted`, waiting for
+///   nothing, in a process forked while a grace period was waiting for the forking thread's
+///   section (see `swiftrcu_synchronize` in the C header), where grace periods are refused.
 public func synchronizeRCU() throws(RcuError) {
     guard !ReadSide.isInSection else { throw .deadlock }
-    rcushim_synchronize()
+    guard rcushim_synchronize() == 0 else { throw .notPermitted }
 }
 
 /// Waits until every deferred release requested before the call has run (liburcu's `rcu_barrier`).
 ///
 /// - Throws: `RcuError.deadlock` inside a read-side critical section, or from inside a deferred
-///   release itself (it would wait for its own completion).
+///   release itself (it would wait for its own completion); `RcuError.notPermitted` where grace
+///   periods are refused (as for `synchronizeRCU()`).
 public func rcuBarrier() throws(RcuError) {
     guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { throw .deadlock }
+    guard rcushim_grace_periods_refused() == 0 else { throw .notPermitted }
     rcushim_barrier()
 }
 

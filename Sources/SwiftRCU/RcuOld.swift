@@ -43,7 +43,9 @@ public struct RcuOld<Value: AnyObject & Sendable>: ~Copyable, @unchecked Sendabl
             Self.releaseLater(bits)
             return
         }
-        try? synchronizeRCU()
+        // Where grace periods are refused (a child forked while one was waiting, see
+        // `synchronizeRCU()`) no wait can prove the object unused: it is kept, never released.
+        guard (try? synchronizeRCU()) != nil else { return }
         // SAFETY: a grace period has passed since the object was unpublished, so no reader holds
         // it; the retain released here is the one this `RcuOld` owned (type invariant).
         Unmanaged<Value>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).release()
@@ -54,7 +56,7 @@ public struct RcuOld<Value: AnyObject & Sendable>: ~Copyable, @unchecked Sendabl
         if !deferDestroy(object: raw, destroy: releaseRetained, context: nil) {
             // No memory for the record: wait here instead, if waiting is allowed at all.
             if !ReadSide.isInSection {
-                try? synchronizeRCU()
+                guard (try? synchronizeRCU()) != nil else { return } // refused: kept, see deinit
                 releaseRetained(raw, nil)
             } else {
                 preconditionFailure("RcuOld: out of memory while deferring a release inside a read section")

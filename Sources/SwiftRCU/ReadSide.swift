@@ -17,8 +17,8 @@ import CLiburcuShim
 ///   the value that thread recorded in `ids[depth]` when it entered the section.
 ///
 /// A token names a *held* section exactly while that thread's `ids[depth] == seq` and its depth
-/// is at least `depth`; sequence numbers never repeat on a thread, so a copy of a spent token never
-/// names a later section at the same level.
+/// is at least `depth`; sequence numbers never repeat at one level of a thread, so a copy of a
+/// spent token never names a later section at the same level.
 @frozen
 public struct ReadToken: Equatable, Sendable {
     public var thread: UInt64
@@ -58,13 +58,19 @@ public enum ReadSide {
         let depth = t.pointee.depth
         guard depth < UInt32(RCUSHIM_MAX_NESTING) else { return nil }
         rcushim_read_lock(t)
-        let seq = t.pointee.next_seq &+ 1
-        t.pointee.next_seq = seq
-        // SAFETY: `depth + 1 <= RCUSHIM_MAX_NESTING`, the last index of `ids`; the thread owns
+        // The level is claimed (depth stored) before its entry is written, so that a signal
+        // handler running in between takes its sections at the levels above (see
+        // rcushim_thread); the barriers keep the compiler from moving the stores.
+        let level = depth &+ 1
+        t.pointee.depth = level
+        rcushim_compiler_barrier()
+        // SAFETY: `level <= RCUSHIM_MAX_NESTING`, the last index of `ids`; the thread owns
         // its state.
-        rcushim_ids(t)[Int(depth &+ 1)] = seq
-        t.pointee.depth = depth &+ 1
-        return ReadToken(thread: t.pointee.serial, word: seq << 8 | UInt64(depth &+ 1))
+        let ids = rcushim_ids(t)
+        let seq = ids[Int(level)] &+ 1
+        ids[Int(level)] = seq
+        rcushim_compiler_barrier()
+        return ReadToken(thread: t.pointee.serial, word: seq << 8 | UInt64(level))
     }
 
     /// Whether `token` names a section the calling thread holds now (the innermost or an outer one).
@@ -97,6 +103,8 @@ public enum ReadSide {
     @inlinable @inline(__always)
     public static func leave(_ token: ReadToken, of t: UnsafeMutablePointer<rcushim_thread>) -> Bool {
         t.pointee.depth = token.depth &- 1
+        // The level is given up before liburcu's counter; a signal handler in between reuses it.
+        rcushim_compiler_barrier()
         return rcushim_read_leave(t) != 0
     }
 
