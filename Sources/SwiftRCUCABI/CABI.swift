@@ -82,7 +82,7 @@ public func swiftrcu_strerror(_ status: CInt) -> UnsafePointer<CChar> {
     case RcuError.notPermitted.rawValue:
         text = "SWIFTRCU_EPERM: not permitted: guard is not the thread's innermost held guard, or call not allowed now"
     case RcuError.deadlock.rawValue:
-        text = "SWIFTRCU_EDEADLK: would deadlock: grace-period wait inside a read-side critical section, or re-entrant write"
+        text = "SWIFTRCU_EDEADLK: would deadlock: grace-period wait inside a read-side critical section, re-entrant write, or a cycle of writers"
     case RcuError.outOfMemory.rawValue: text = "SWIFTRCU_ENOMEM: out of memory or out of handles"
     default: text = "SWIFTRCU_UNKNOWN: unknown status"
     }
