@@ -20,11 +20,13 @@ public struct RcuGuard: ~Copyable {
 
     /// Enters a read-side critical section (`readLock()` says the same).
     ///
-    /// Traps when the thread is exiting (its thread-exit handlers are running).
+    /// Traps when the thread is exiting (its thread-exit handlers are running), or cannot be
+    /// registered with liburcu: on its first use in a forked child where grace periods are refused
+    /// (see `synchronizeRCU()`).
     @inlinable
     public init() {
         guard let t = rcushim_ready_self() else {
-            preconditionFailure("RcuGuard: the thread is exiting")
+            preconditionFailure("RcuGuard: the thread is exiting, or cannot register (a forked child refusing grace periods)")
         }
         rcushim_read_lock(t)
         // INVARIANT: the section was just entered, on the thread whose state is `t`.

@@ -6,7 +6,10 @@
 ///
 /// Dropping it (or `free()`) waits for a grace period, then releases the object; `deferRelease()`
 /// releases it after a grace period without waiting (liburcu's `call_rcu`). Inside a read-side
-/// critical section a wait could never end, so there a drop defers instead of waiting.
+/// critical section a wait could never end, so there a drop defers instead of waiting; since a drop
+/// cannot report an error, it is exempt from the C ABI's hard limit on destroys deferred inside
+/// read sections (`swiftrcu_old_defer`). Where grace periods are refused (a forked child, see
+/// `synchronizeRCU()`) a dropped object is never released.
 ///
 /// # Invariants
 ///
