@@ -77,10 +77,7 @@ struct waiter {
 static struct waiter *waiters;
 static pthread_mutex_t waiters_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* The cycle the calling thread's last refused acquire found (rcushim_writer_cycle). */
-#define CYCLE_MAX 16
-static __thread uint64_t last_cycle[CYCLE_MAX];
-static __thread int last_cycle_length;
+#define CYCLE_MAX RCUSHIM_CYCLE_MAX
 
 /*
  * Thread serials. `serial_counter` is inherited by a forked child, so the serials a process hands
@@ -345,8 +342,13 @@ static int find_cycle(struct rcushim_writer_lock *l, uint64_t serial) {
         if (holder == 0)
             return 0;
         if (holder == serial) {
-            last_cycle_length = length;
-            memcpy(last_cycle, path, sizeof path[0] * (size_t)(length < CYCLE_MAX ? length : CYCLE_MAX));
+            /* Recorded in the thread's state (kept out of TLS, see rcushim_current); a thread that
+             * is exiting has none, and its refusal names no threads. */
+            struct rcushim_thread *t = own_state();
+            if (t != NULL) {
+                t->last_cycle_length = (uint32_t)length;
+                memcpy(t->last_cycle, path, sizeof path[0] * (size_t)(length < CYCLE_MAX ? length : CYCLE_MAX));
+            }
             return length;
         }
         struct rcushim_writer_lock *next = waited_for(holder, &bound);
@@ -361,10 +363,13 @@ static int find_cycle(struct rcushim_writer_lock *l, uint64_t serial) {
 }
 
 int rcushim_writer_cycle(uint64_t *out, int capacity) {
-    int n = last_cycle_length < CYCLE_MAX ? last_cycle_length : CYCLE_MAX;
-    for (int i = 0; i < n && i < capacity; i++)
-        out[i] = last_cycle[i];
-    return last_cycle_length;
+    struct rcushim_thread *t = own_state();
+    if (t == NULL)
+        return 0;
+    int length = (int)t->last_cycle_length;
+    for (int i = 0; i < length && i < CYCLE_MAX && i < capacity; i++)
+        out[i] = t->last_cycle[i];
+    return length;
 }
 
 int rcushim_writer_lock_wait(struct rcushim_writer_lock *l, uint64_t serial) {

@@ -83,6 +83,7 @@ public struct WriterLock: ~Copyable, @unchecked Sendable {
     package static var lastCycleDescription: String {
         var serials = [UInt64](repeating: 0, count: 16)
         let n = Int(rcushim_writer_cycle(&serials, Int32(serials.count)))
+        guard n > 0 else { return "a cycle of writers each waiting for another's pointer (threads not recorded)" }
         let threads = serials.prefix(min(n, serials.count)).map { "thread \($0)" }
         let others = threads.dropFirst().joined(separator: ", which waits for one held by ")
         return "\(threads.first ?? "this thread") would wait for a pointer's writer lock held by \(others)"

@@ -32,6 +32,9 @@ extern "C" {
 /** Deepest nesting of read-side critical sections the library tracks per thread. */
 #define RCUSHIM_MAX_NESTING 255
 
+/** Threads of a writers' wait-for cycle a refusal records (longer cycles are cut). */
+#define RCUSHIM_CYCLE_MAX 16
+
 /**
  * Per-thread state of the library, allocated on a thread's first use and freed at its exit,
  * reached through the thread-local pointer `rcushim_current`.
@@ -57,7 +60,8 @@ extern "C" {
  *  - `ids[0]` is RCUSHIM_NO_ID, which no sequence number equals (they are below 2^56), so a
  *    guard that names depth 0 never matches, without a test of its own;
  *  - `held_locks` links, through `next_held`, the writer locks this thread holds, innermost
- *    first;
+ *    first; `last_cycle[0 ..< min(last_cycle_length, RCUSHIM_CYCLE_MAX)]` are the serials of the
+ *    wait-for cycle its last refused writer-lock wait found (see rcushim_writer_cycle);
  *  - only the owning thread reads or writes the struct (the fork and exit handlers run on it too).
  */
 struct rcushim_writer_lock;
@@ -72,6 +76,8 @@ struct rcushim_thread {
     struct urcu_reader *_Nonnull reader; /* this thread's liburcu reader record, once ready */
     uint64_t ids[RCUSHIM_MAX_NESTING + 1];
     struct rcushim_writer_lock *_Nullable held_locks;
+    uint32_t last_cycle_length;
+    uint64_t last_cycle[RCUSHIM_CYCLE_MAX];
 };
 
 /** `ids[0]` of every thread state, placeholders included. */
@@ -410,7 +416,7 @@ static inline void rcushim_writer_lock_on_exit(struct rcushim_writer_lock *l, vo
 
 /* EXPORTED-FROM-SHIM: the thread serials of the wait-for cycle the calling thread's last refused
  * acquire found (the thread itself first, then the holder of the lock it asked for, and so on);
- * writes at most `capacity` of them and returns how many there were. */
+ * writes at most `capacity` of them and returns how many there were (0 on an exiting thread). */
 int rcushim_writer_cycle(uint64_t *out, int capacity) __attribute__((visibility("hidden")));
 
 /* INLINE FAST PATH: whether the thread with serial `serial` holds the lock. */
