@@ -659,6 +659,8 @@ class Rcu(Generic[T]):
         ptr = self._ptr
         if ptr is None:
             raise _closed_error()
+        if new is not None and self.read() is new:
+            return None  # already published: publishing it again changes nothing (as in C)
         address = _publish(new)
         previous = _c_void_p()
         try:
@@ -670,8 +672,9 @@ class Rcu(Generic[T]):
 
     def replace(self, new: T) -> Optional[RcuOld[T]]:
         """Publishes `new` and returns the previous object as an RcuOld, or None when it was
-        None. Readers that already dereferenced keep the previous object. Never waits for a
-        grace period, so it is allowed inside a read-side section.
+        None. Publishing the object published now changes nothing and returns None. Readers that
+        already dereferenced keep the previous object. Never waits for a grace period, so it is
+        allowed inside a read-side section.
         """
         self._begin_write("replace")
         try:
