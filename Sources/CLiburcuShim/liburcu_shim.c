@@ -324,7 +324,7 @@ static struct rcushim_writer_lock *waited_for(uint64_t serial, int *count) {
 /*
  * Whether the thread with serial `serial` waiting for `l` would close a wait-for cycle: the
  * holder of `l` waits for a lock whose holder waits ... for a lock `serial` holds. Returns the
- * cycle's length (and records it in last_cycle), or 0. Requires waiters_lock, which every
+ * cycle's length (and records it in the thread's state), or 0. Requires waiters_lock, which every
  * waiter holds while it checks and links itself, so of the threads that close a cycle the last
  * one to start waiting sees all the others' entries. A holder that took the lock it is still
  * listed as waiting for (between its exchange and its unlinking) ends the walk: it waits for

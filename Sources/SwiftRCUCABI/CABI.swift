@@ -133,7 +133,8 @@ public func swiftrcu_free(_ ptr: swiftrcu_ptr_ref?) -> CInt {
     guard let found else { return status(.notPermitted) }
     guard let (slot, state) = found else { return status(.invalidArgument) }
     // Every writer that found the handle live is inside a read section: after this grace period
-    // none is left, and no new one can find it. The slot stays ours until `release`.
+    // none is left, and no new one can find it. The slot stays ours until `release`. (Grace
+    // periods are refused only in a forked child, from its start: checked above.)
     _ = rcushim_synchronize()
     // Ordering: acquire pairs with the last writer's release exchange.
     let object = slot.pointee.word1.exchange(0, ordering: .acquiring)
@@ -681,7 +682,7 @@ public func swiftrcu_old_free(_ old: swiftrcu_old_ref?) -> CInt {
     guard rcushim_grace_periods_refused() == 0 else { return status(.notPermitted) }
     guard let retired = retireOld(old) else { return status(.notPermitted) }
     guard let (object, destroy, context) = retired else { return status(.invalidArgument) }
-    _ = rcushim_synchronize()
+    _ = rcushim_synchronize() // not refused: checked above
     if let destroy = destroyFunction(destroy), let raw = UnsafeMutableRawPointer(bitPattern: object) {
         destroy(raw, UnsafeMutableRawPointer(bitPattern: context))
     }
