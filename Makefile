@@ -53,8 +53,11 @@ DEMOPREFIX := $(CURDIR)/$(OUT)/demo-prefix
 WHEEL_TOOLS := $(CURDIR)/$(OUT)/wheel-tools
 WHEEL_VENV := $(CURDIR)/$(OUT)/wheel-venv
 
+# -z nodelete: the library stays mapped after dlclose, since threads that used it run its
+# thread-exit handler later and liburcu's call_rcu threads run its code.
 SWIFT_LIB_FLAGS := -c release --product swiftrcu -Xswiftc -static-stdlib \
 	-Xlinker -soname=$(SONAME) -Xlinker --version-script=$(CURDIR)/scripts/exports.map -Xswiftc -use-ld=lld \
+	-Xlinker -z -Xlinker nodelete \
 	-Xlinker --symbol-ordering-file=$(CURDIR)/scripts/read-path-order.txt
 GENERATED_SRC = $(shell $(SWIFT) build -c release --show-bin-path)/SwiftRCUCABI.build/include/SwiftRCUCABI-Swift.h
 HEADERS := include/swiftrcu.h include/swiftrcu_types.h include/swiftrcu_generated.h include/swiftrcu.hpp

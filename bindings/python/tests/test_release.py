@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import sys
 import time
+import weakref
 
 import pytest
 
@@ -48,6 +49,24 @@ def test_object_published_in_two_rcus_is_released_once_per_publication() -> None
     r1.close()
     r2.close()
     assert sys.getrefcount(obj) == base
+
+
+def test_replace_with_current_object_neither_releases_nor_leaks_it() -> None:
+    class Value:
+        pass
+
+    obj = Value()
+    ref = weakref.ref(obj)
+    r = swiftrcu.Rcu(obj)
+    for _ in range(3):
+        assert r.replace(obj) is None
+    del obj
+    swiftrcu.barrier()
+    gc.collect()
+    assert ref() is not None and r.read() is ref()  # still published, never released
+    r.close()
+    gc.collect()
+    assert ref() is None  # released once the Rcu let it go: no reference leaked
 
 
 def test_free_releases_after_readers_leave(tracker: Tracker) -> None:
