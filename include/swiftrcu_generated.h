@@ -485,6 +485,20 @@ SWIFT_EXTERN int swiftrcu_read_unlock(swiftrcu_guard * _Nullable guard) SWIFT_NO
 /// On any error nothing is published and *old_out (when old_out is not NULL) is set to NULL.
 SWIFT_EXTERN int swiftrcu_replace(swiftrcu_ptr_ref _Nullable ptr, void * _Nullable new_object, swiftrcu_old_ref _Nullable * _Nullable old_out) SWIFT_NOEXCEPT;
 
+/// Fills *stats with the library’s statistics (see swiftrcu_stats in swiftrcu_types.h).
+/// Set stats->size to the number of bytes provided, normally sizeof(swiftrcu_stats). The library
+/// fills every counter that lies entirely within stats->size bytes, in the header’s order, leaves
+/// any bytes after them untouched, and writes the number of bytes it filled (the size member
+/// included) back into stats->size. So a caller with an older, shorter struct gets the counters it
+/// knows, and a caller with a newer, longer one can tell from stats->size which counters this
+/// library filled. The counters are read one at a time, not as a consistent snapshot.
+/// Any thread may call it, also inside a read-side critical section; it never blocks. It
+/// reports this instance of the library only (a Swift program linking the SwiftRCU package has
+/// a separate one).
+/// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL, changing nothing, for a NULL stats or an stats->size too
+/// small to hold the size member and one counter.
+SWIFT_EXTERN int swiftrcu_stats_get(swiftrcu_stats * _Nullable stats) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;
+
 /// Returns a static one-line description of a status code, starting with its name
 /// (“SWIFTRCU_EINVAL: …”). Never NULL: unknown codes give “SWIFTRCU_UNKNOWN: unknown status”.
 SWIFT_EXTERN char const * _Nonnull swiftrcu_strerror(int status) SWIFT_NOEXCEPT SWIFT_WARN_UNUSED_RESULT;

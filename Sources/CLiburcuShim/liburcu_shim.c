@@ -100,6 +100,7 @@ static void release_registration(struct rcushim_thread *t) {
         urcu_memb_unregister_thread();
         pthread_rwlock_unlock(&gp_fork_lock);
     }
+    rcushim_stats_sub(&rcushim_stats.threads_registered);
     t->ready = 0;
     t->reader = &rcushim_unready_reader; /* INVARIANT: not ready */
     t->owns_registration = 0;
@@ -114,6 +115,7 @@ static void on_thread_exit(void *unused) {
     if (t == NULL)
         return;
     if (t->ready) {
+        rcushim_stats_add(&rcushim_stats.threads_exited_in_section, t->depth > 0);
         while (t->depth > 0) {
             t->depth--;
             rcushim_read_unlock(t);
@@ -171,6 +173,7 @@ static void after_fork_child(void) {
                 reader->registered = 0;
             }
             *p = entry->next;
+            rcushim_stats_sub(&rcushim_stats.threads_registered);
         } else {
             p = &entry->next;
         }
@@ -297,6 +300,8 @@ struct rcushim_thread *rcushim_thread_init(void) {
         registry_link.next = registry_head;
         registry_head = &registry_link;
         pthread_mutex_unlock(&registry_lock);
+        rcushim_stats_add(&rcushim_stats.threads_registered, 1);
+        rcushim_stats_add(&rcushim_stats.threads_registered_total, 1);
     }
     t->reader = reader; /* INVARIANT: with `ready`, the thread's own record */
     t->ready = 1;
@@ -319,6 +324,7 @@ void rcushim_synchronize(void) {
     pthread_rwlock_rdlock(&gp_fork_lock);
     urcu_memb_synchronize_rcu();
     pthread_rwlock_unlock(&gp_fork_lock);
+    rcushim_stats_grace_period();
 }
 
 /* Aligned to a cache line: the release build places the read path's functions first in .text

@@ -13,7 +13,7 @@ import Synchronization
 /// - Throws: `RcuError.deadlock`, waiting for nothing, when the calling thread is itself inside a
 ///   read-side critical section (the wait could never end).
 public func synchronizeRCU() throws(RcuError) {
-    guard !ReadSide.isInSection else { throw .deadlock }
+    guard !ReadSide.isInSection else { throw RcuError.counted(.deadlock) }
     rcushim_synchronize()
 }
 
@@ -22,7 +22,7 @@ public func synchronizeRCU() throws(RcuError) {
 /// - Throws: `RcuError.deadlock` inside a read-side critical section, or from inside a deferred
 ///   release itself (it would wait for its own completion).
 public func rcuBarrier() throws(RcuError) {
-    guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { throw .deadlock }
+    guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { throw RcuError.counted(.deadlock) }
     rcushim_barrier()
 }
 
@@ -91,6 +91,7 @@ private func enqueue(_ record: UnsafeMutablePointer<DeferredDestroy>) {
     // One default call_rcu worker can fall behind several writers; past the threshold, spread
     // the destroys over one worker per CPU (liburcu's own mechanism), once per process.
     let pending = rcushim_deferred_pending()
+    rcushim_stats_note_pending(pending)
     if pending > UInt64(RCUSHIM_SPREAD_THRESHOLD) {
         rcushim_spread_call_rcu()
         if pending > UInt64(RCUSHIM_BACKPRESSURE_THRESHOLD) { applyBackPressure() }
@@ -109,6 +110,8 @@ private func applyBackPressure() {
     guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { return }
     let step: Int = 50
     var waited = 0
+    let start = rcushim_stats_now_ns()
+    defer { if waited > 0 { rcushim_stats_pause_done(start) } }
     while waited < Int(RCUSHIM_BACKPRESSURE_MAX_US),
         rcushim_deferred_pending() > UInt64(RCUSHIM_BACKPRESSURE_THRESHOLD / 2)
     {
@@ -133,6 +136,7 @@ private func runDeferredDestroy(_ head: UnsafeMutablePointer<rcu_head>) {
     t?.pointee.in_callback &+= 1
     if let destroy = item.destroy, item.object != nil {
         destroy(item.object, item.context)
+        rcushim_stats_destroyed()
     }
     item.finish?(item.finishArgument)
     t?.pointee.in_callback &-= 1

@@ -1,6 +1,8 @@
 // SwiftRCU core (room 2 of 3): an unpublished object waiting for its grace period.
 // SPDX-License-Identifier: LGPL-2.1-or-later
 
+import CLiburcuShim
+
 /// An object that has been unpublished but may still be read by readers that found it earlier
 /// (the kernel's `RcuOld<P>`).
 ///
@@ -47,6 +49,7 @@ public struct RcuOld<Value: AnyObject & Sendable>: ~Copyable, @unchecked Sendabl
         // SAFETY: a grace period has passed since the object was unpublished, so no reader holds
         // it; the retain released here is the one this `RcuOld` owned (type invariant).
         Unmanaged<Value>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).release()
+        rcushim_stats_destroyed()
     }
 
     private static func releaseLater(_ bits: UInt) {
@@ -56,6 +59,7 @@ public struct RcuOld<Value: AnyObject & Sendable>: ~Copyable, @unchecked Sendabl
             if !ReadSide.isInSection {
                 try? synchronizeRCU()
                 releaseRetained(raw, nil)
+                rcushim_stats_destroyed()
             } else {
                 preconditionFailure("RcuOld: out of memory while deferring a release inside a read section")
             }
