@@ -92,6 +92,7 @@ $(OUT)/.installed-%: lib
 
 test-swift: deps
 	$(SWIFT) test
+	SWIFTRCU_STATS_EXCLUSIVE=1 $(SWIFT) test --filter StatisticsTests
 
 test-c: $(OUT)/.installed-test-prefix
 	$(MAKE) -C bindings/c test PREFIX=$(TESTPREFIX)
