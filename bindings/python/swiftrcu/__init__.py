@@ -37,10 +37,13 @@ from ._core import (
     synchronize,
 )
 
+from ._stats import Statistics, stats  # noqa: E402
+
 __version__ = "0.1.0"
 
 __all__ = [
     "Rcu", "RcuOld", "Guard", "read_lock", "synchronize", "barrier",
     "RcuError", "DeadlockError", "OK", "EINVAL", "EPERM", "EDEADLK", "ENOMEM",
     "EXIT_TIMEOUT", "library_path", "library_version", "__version__",
+    "Statistics", "stats",
 ]
