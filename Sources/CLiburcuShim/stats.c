@@ -97,6 +97,8 @@ __attribute__((constructor)) static void stats_setup(void) {
 /* Runs at process exit (or when the library is unloaded): after exit() began, so threads that
  * still run may change a counter meanwhile; the line shows what the loads found. */
 __attribute__((destructor)) static void stats_at_exit(void) {
-    if (print_at_exit)
+    if (print_at_exit) {
+        fflush(stdout); /* the program's own output first, also when stdout is a pipe */
         rcushim_stats_print(2);
+    }
 }
