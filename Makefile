@@ -1,6 +1,7 @@
 # SwiftRCU - build, install and test.
 #   make            build libswiftrcu.so (release, Swift runtime linked in statically)
 #   make demo       run the examples (C and Python): readers and a writer on one pointer
+#   make bench-scale costs against reader threads, live pointers and pending destroys (bench/)
 #   make test       Swift tests, header check, C harness against an installed prefix, Python tests
 #   make header     regenerate include/swiftrcu_generated.h from the Swift sources
 #   make install    PREFIX=/usr/local DESTDIR= ; make uninstall likewise
@@ -36,7 +37,7 @@ HEADERS := include/swiftrcu.h include/swiftrcu_types.h include/swiftrcu_generate
 
 .PHONY: all deps lib header check-header install uninstall test test-swift test-c test-python \
 	test-install test-reliability torture test-asan test-valgrind test-fork fuzz fuzz-short bench \
-	bench-smoke demo clean
+	bench-smoke bench-scale bench-scale-smoke demo clean
 
 all: lib
 
@@ -136,7 +137,14 @@ bench:
 bench-smoke: $(OUT)/.installed-test-prefix
 	$(MAKE) -C bench bench-smoke PREFIX=$(TESTPREFIX)
 
-test: deps test-swift check-header test-install test-c test-python test-reliability fuzz-short bench-smoke
+# Scale (bench/run_scale.py): reader threads, live pointers, deferred-destroy flood; a few minutes.
+bench-scale:
+	$(MAKE) -C bench bench-scale
+
+bench-scale-smoke: $(OUT)/.installed-test-prefix
+	$(MAKE) -C bench bench-scale-smoke PREFIX=$(TESTPREFIX)
+
+test: deps test-swift check-header test-install test-c test-python test-reliability fuzz-short bench-smoke bench-scale-smoke
 	@echo "make test: all suites passed"
 
 demo: $(OUT)/.installed-demo-prefix
