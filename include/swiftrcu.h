@@ -55,6 +55,13 @@
  *   function returns a pointer): never a crash, never a second destroy. A value that was never a
  *   handle (a random pointer) is refused too, unless it happens to equal a live handle.
  *
+ * STATISTICS
+ *   swiftrcu_stats_get() fills a swiftrcu_stats: grace periods waited, deferred destroys queued,
+ *   run and pending (with the peak), destroys, live handles, registered threads, writer pauses and
+ *   refused calls by status, counted since the library was loaded and read one at a time (not a
+ *   snapshot). Setting SWIFTRCU_STATS=1 in the environment makes the library print them at exit as
+ *   one line "swiftrcu stats: key=value ..." on stderr, for programs that cannot be changed.
+ *
  * VERSION
  *   SWIFTRCU_VERSION_MAJOR / _MINOR / _PATCH at compile time; swiftrcu_version() at run time.
  */
