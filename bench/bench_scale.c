@@ -410,8 +410,10 @@ static void update_and_defer(struct slot *s, uint64_t i) {
     case URCU: {
         struct obj *old = rcu_xchg_pointer(&s->urcu_ptr, o);
         /* The same bookkeeping our library does: count, and raise the peak of pending. */
+        /* Completed first, so it cannot include destroys queued after `q` (never negative). */
+        uint64_t c = atomic_load_explicit(&urcu_completed, memory_order_relaxed);
         uint64_t q = atomic_fetch_add_explicit(&urcu_queued, 1, memory_order_relaxed) + 1;
-        uint64_t pending = q - atomic_load_explicit(&urcu_completed, memory_order_relaxed);
+        uint64_t pending = q - c;
         uint64_t peak = atomic_load_explicit(&urcu_pending_peak, memory_order_relaxed);
         while (pending > peak &&
                !atomic_compare_exchange_weak_explicit(&urcu_pending_peak, &peak, pending, memory_order_relaxed,

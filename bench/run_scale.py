@@ -66,7 +66,7 @@ def fmt(x, digits=3):
         return f"{x / 1e9:.{digits}g} G"
     if abs(x) >= 1e6:
         return f"{x / 1e6:.{digits}g} M"
-    if abs(x) >= 1e4:
+    if abs(x) >= 1e3:
         return f"{x / 1e3:.{digits}g} k"
     return f"{x:.{digits}g}"
 
