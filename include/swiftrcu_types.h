@@ -94,6 +94,9 @@ typedef void *(*swiftrcu_loader_fn)(void);
  * They describe one instance of the library: libswiftrcu.so has its own, and a program that
  * also links the SwiftRCU Swift package has a second one (Swift's RcuStatistics) that counts
  * nothing done through this one.
+ *
+ * Invariants: `size` comes first; every later member is a uint64_t counter, without gaps (a
+ * static assertion below checks it), so a byte count names a whole number of counters.
  */
 typedef struct swiftrcu_stats {
     /** In: the bytes the caller provides (normally sizeof(swiftrcu_stats)). Out: the bytes

@@ -73,6 +73,7 @@ public struct RcuStatistics: Sendable, Hashable, CustomStringConvertible {
     /// The statistics now (one relaxed load per counter).
     public static var current: RcuStatistics {
         var v = [UInt64](repeating: 0, count: Int(RCUSHIM_STAT_COUNT))
+        // SAFETY: the buffer holds RCUSHIM_STAT_COUNT values, exactly what rcushim_stats_read writes.
         v.withUnsafeMutableBufferPointer { rcushim_stats_read($0.baseAddress!) }
         return RcuStatistics(values: v)
     }

@@ -44,6 +44,7 @@ public func swiftrcu_stats_get(_ stats: UnsafeMutablePointer<swiftrcu_stats>?) -
     guard provided >= firstCounterOffset + MemoryLayout<UInt64>.size else { return refusal(.invalidArgument) }
     let count = min((provided - firstCounterOffset) / MemoryLayout<UInt64>.size, Int(RCUSHIM_STAT_COUNT))
     withUnsafeTemporaryAllocation(of: UInt64.self, capacity: Int(RCUSHIM_STAT_COUNT)) { values in
+        // SAFETY: the temporary buffer holds RCUSHIM_STAT_COUNT values, what the shim writes.
         rcushim_stats_read(values.baseAddress!)
         for i in 0..<count {
             raw.storeBytes(of: values[i], toByteOffset: firstCounterOffset + i * MemoryLayout<UInt64>.size, as: UInt64.self)
