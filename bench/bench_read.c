@@ -71,7 +71,7 @@ static inline uint64_t now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 /* ---- Shared state: every pointer, lock and object on its own cache line. ---- */
 
 static struct bench_obj ring_swiftrcu[2], ring_urcu[2], ring_rwlock[2], ring_mutex[2];
-static struct bench_obj obj_refcount, obj_plain;
+static struct bench_obj obj_refcount, obj_plain, obj_cpp;
 
 static swiftrcu_ptr *sptr ALIGNED;                 /* C ABI variants (no destroy function; heap_sptr
                                                     * during a deferring-writer run) */
@@ -304,6 +304,7 @@ static const struct variant variants[] = {
     {"swiftrcu_load", loop_swiftrcu_load, writer_swiftrcu, 0, NULL},
     {"swiftrcu_section", loop_swiftrcu_section, writer_swiftrcu, 0, NULL},
     {"swiftrcu_read_copy", loop_swiftrcu_read_copy, writer_swiftrcu, 0, NULL},
+    {"cpp_ptr_read", bench_loop_cpp_read, NULL, 0, NULL},
     {"urcu_inline", loop_urcu_inline, writer_urcu, 1, writer_urcu_defer},
     {"urcu_exported", bench_loop_urcu_exported, writer_urcu, 1, writer_urcu_defer},
     {"rwlock", loop_rwlock, writer_rwlock, 0, NULL},
@@ -330,7 +331,8 @@ static void setup(void) {
     for (int i = 0; i < 2; i++) {
         ring_swiftrcu[i].value = ring_urcu[i].value = ring_rwlock[i].value = ring_mutex[i].value = 1;
     }
-    obj_refcount.value = obj_plain.value = 1;
+    obj_refcount.value = obj_plain.value = obj_cpp.value = 1;
+    bench_cpp_init(&obj_cpp);
     sptr = swiftrcu_new(&ring_swiftrcu[0], NULL, NULL);
     if (!sptr) die("swiftrcu_new", SWIFTRCU_ENOMEM);
     bench_urcu_ptr = &ring_urcu[0];

@@ -4,7 +4,8 @@
 #   bench/check-readpath.sh [--json FILE] [LIBRARY]     (default: $PREFIX/lib/libswiftrcu.so)
 #
 # Disassembles swiftrcu_read_lock, swiftrcu_dereference, swiftrcu_read_unlock,
-# swiftrcu_read_lock_dereference, swiftrcu_load, swiftrcu_load_retained, swiftrcu_read_section and swiftrcu_read_copy
+# swiftrcu_read_lock_dereference, swiftrcu_load, swiftrcu_load_retained, swiftrcu_read_section, swiftrcu_read_copy,
+# swiftrcu_region_enter and swiftrcu_region_exit
 # (objdump -d --no-show-raw-insn, by dynamic
 # symbol, so a stripped library works too) and, for reference, liburcu memb's exported
 # urcu_memb_read_lock / urcu_memb_read_unlock. For each function it reports the calls it makes to
@@ -57,7 +58,7 @@ import sys
 lib, urcu_lib, json_path = sys.argv[1], sys.argv[2], sys.argv[3]
 OURS = ["swiftrcu_read_lock", "swiftrcu_dereference", "swiftrcu_read_unlock",
         "swiftrcu_read_lock_dereference", "swiftrcu_load", "swiftrcu_load_retained",
-        "swiftrcu_read_section", "swiftrcu_read_copy"]
+        "swiftrcu_read_section", "swiftrcu_read_copy", "swiftrcu_region_enter", "swiftrcu_region_exit"]
 REFERENCE = ["urcu_memb_read_lock", "urcu_memb_read_unlock"]
 CLASSES = [  # (column, pattern on the callee's name, fails the check)
     ("retain", re.compile(r"^swift_(\w*[rR]etain\w*)$"), True),

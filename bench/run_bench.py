@@ -36,6 +36,7 @@ C_LABELS = {
     "swiftrcu_load": "SwiftRCU C ABI: load",
     "swiftrcu_section": "SwiftRCU C ABI: read_section (one call, field read in the callback)",
     "swiftrcu_read_copy": "SwiftRCU C ABI: read_copy (one call, field copied out inside it)",
+    "cpp_ptr_read": "SwiftRCU C++: ptr::read (swiftrcu.hpp, field read in the lambda)",
     "urcu_inline": "liburcu memb inline (_LGPL_SOURCE) [reference]",
     "urcu_exported": "liburcu memb exported functions [reference]",
     "rwlock": "pthread_rwlock (rdlock/unlock)",
@@ -428,6 +429,13 @@ def apply_targets(rows, smoke):
          "<= 2x inline floor"),
     ]
     summary = []
+    # The C++ read path beside the C ABI trio it stands for: a ratio of two rows of one run.
+    cpp, trio = find(rows, "Read section, 1 thread", "cpp_ptr_read"), find(rows, "Read section, 1 thread", "swiftrcu_trio")
+    if cpp and trio and trio.get("median"):
+        value = cpp["median"] / trio["median"]
+        cpp["targets"].append({"target": "<= 1.1x the C ABI trio (%.2fx)" % value, "met": value <= 1.1})
+        summary.append({"target": "C++ ptr::read <= 1.1 x the C ABI trio", "value": value, "op": "<=",
+                        "limit": 1.1, "met": None if smoke else value <= 1.1, "measured": True})
     for name, group, variant, field, op, limit, text in specs:
         row = find(rows, group, variant)
         value = row[field] if row else None

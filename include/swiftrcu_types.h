@@ -81,6 +81,19 @@ typedef void (*swiftrcu_retain_fn)(void *object);
  *  swiftrcu_load_retained() does with the bound pointer and retain function. */
 typedef void *(*swiftrcu_loader_fn)(void);
 
+/**
+ * A node embedded in an object, for swiftrcu_call(): room for the library to queue the object for
+ * a call after a grace period without allocating (as liburcu's `struct rcu_head`). The contents
+ * are private; the node belongs to the library from swiftrcu_call() until its function starts.
+ */
+typedef struct swiftrcu_head {
+    void *_private[4];
+} swiftrcu_head;
+
+/** Called with its node after a grace period, by swiftrcu_call(): `fn(head)`, usually to free the
+ *  object that embeds the node. May run on any thread, including a liburcu call_rcu thread. */
+typedef void (*swiftrcu_call_fn)(swiftrcu_head *head);
+
 /** How many loaders can be bound at once (swiftrcu_loader_bind()). */
 #define SWIFTRCU_LOADERS_MAX 1024
 

@@ -66,14 +66,14 @@ static pthread_key_t exit_key;
  * handed out by ancestors before the forks that lead here, and of those threads only `survivor`
  * (the thread that forked this process; 0 if it had no serial) exists here.
  *
- * Invariants: `thread_serial` is 0 or the calling thread's serial, which never changes for the
+ * Invariants: `rcushim_serial` is 0 or the calling thread's serial, which never changes for the
  * thread's life (its state's `serial` is a copy); `fork_mark` and `survivor` are 0 in a process
  * that was not forked and only change in after_fork_child, when no other thread exists.
  */
 static uint64_t serial_counter;
 static uint64_t fork_mark;
 static uint64_t survivor;
-static __thread uint64_t thread_serial;
+__thread uint64_t rcushim_serial __attribute__((tls_model("initial-exec")));
 
 static void registry_remove(struct registry_entry *entry) {
     pthread_mutex_lock(&registry_lock);
@@ -152,7 +152,7 @@ static void after_fork_parent(void) {
 static void after_fork_child(void) {
     /* Ordering: relaxed; this is the only thread. */
     fork_mark = __atomic_load_n(&serial_counter, __ATOMIC_RELAXED);
-    survivor = thread_serial;
+    survivor = rcushim_serial;
     /* Only the forking thread exists in the child: the others' read sections can never end,
      * so mark them ended (their liburcu counters are plain memory of this process now). */
     struct registry_entry **p = &registry_head;
@@ -194,9 +194,9 @@ __attribute__((constructor)) static void setup(void) {
 
 /* The calling thread's serial, handed out on first use. */
 static uint64_t own_serial(void) {
-    if (thread_serial == 0)
-        thread_serial = __atomic_add_fetch(&serial_counter, 1, __ATOMIC_RELAXED); /* Ordering: unique value only. */
-    return thread_serial;
+    if (rcushim_serial == 0)
+        rcushim_serial = __atomic_add_fetch(&serial_counter, 1, __ATOMIC_RELAXED); /* Ordering: unique value only. */
+    return rcushim_serial;
 }
 
 /* Allocates the calling thread's state with its serial and its exit key set (not registered
@@ -319,6 +319,14 @@ void rcushim_thread_fini(void) {
 static pthread_once_t spread_once = PTHREAD_ONCE_INIT;
 static void spread(void) { (void)urcu_memb_create_all_cpu_call_rcu_data(0); }
 void rcushim_spread_call_rcu(void) { pthread_once(&spread_once, spread); }
+
+void rcushim_guard_moved(void) {
+    static const char msg[] =
+        "SwiftRCU: fatal error: RcuGuard ended on another thread than the one that took it: a read "
+        "section was carried across an await (use withReadLock { } in async code)\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    abort();
+}
 
 void rcushim_synchronize(void) {
     pthread_rwlock_rdlock(&gp_fork_lock);

@@ -10,6 +10,9 @@ import Synchronization
 /// Waits for a grace period: every read-side critical section that was open when the call began
 /// has ended when it returns (liburcu's `synchronize_rcu`).
 ///
+/// Blocks the calling thread. In async code, `try await synchronizeRCU()` (the async overload)
+/// suspends the task instead and leaves the thread to other tasks.
+///
 /// - Throws: `RcuError.deadlock`, waiting for nothing, when the calling thread is itself inside a
 ///   read-side critical section (the wait could never end).
 public func synchronizeRCU() throws(RcuError) {
@@ -19,18 +22,124 @@ public func synchronizeRCU() throws(RcuError) {
 
 /// Waits until every deferred release requested before the call has run (liburcu's `rcu_barrier`).
 ///
+/// Blocks the calling thread. In async code, `try await rcuBarrier()` (the async overload)
+/// suspends the task instead.
+///
 /// - Throws: `RcuError.deadlock` inside a read-side critical section, or from inside a deferred
 ///   release itself (it would wait for its own completion).
 public func rcuBarrier() throws(RcuError) {
     guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { throw RcuError.counted(.deadlock) }
+    _ = rcushim_ready_self() // liburcu's barrier queues callbacks: it wants a registered caller
     rcushim_barrier()
 }
 
+/// Suspends the task for a grace period: every read-side critical section that was open when the
+/// call began has ended when it returns. No thread is blocked meanwhile: the task resumes from a
+/// liburcu call_rcu callback.
+///
+/// - Throws: `RcuError.deadlock` when the calling thread is inside a read-side critical section
+///   (the task would wait for a section that only it can end).
+public func synchronizeRCU() async throws(RcuError) {
+    guard !ReadSide.isInSection else { throw .deadlock }
+    await afterGracePeriod()
+}
+
+/// Suspends the task until every deferred release requested before the call has run. The
+/// barrier runs on a thread of the library's, never on the task's: liburcu's barrier blocks,
+/// and past 65,536 pending releases the call_rcu queues are one per CPU and not ordered, so a
+/// callback could not stand in for it.
+///
+/// - Throws: `RcuError.deadlock` inside a read-side critical section or a deferred release.
+public func rcuBarrier() async throws(RcuError) {
+    guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { throw .deadlock }
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        BarrierThread.shared.enqueue(continuation)
+    }
+}
+
+/// Resumes the calling task after a grace period, from a call_rcu callback; blocks for one
+/// (synchronize) only when no memory is left for the callback's record.
+package func afterGracePeriod() async {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let box = Unmanaged.passRetained(ContinuationBox(continuation))
+        if !deferDestroy(object: box.toOpaque(), destroy: resumeContinuation, context: nil) {
+            rcushim_synchronize()
+            box.takeRetainedValue().continuation.resume()
+        }
+    }
+}
+
+/// A continuation waiting in a call_rcu record.
+private final class ContinuationBox {
+    let continuation: CheckedContinuation<Void, Never>
+    init(_ continuation: CheckedContinuation<Void, Never>) { self.continuation = continuation }
+}
+
+/// The destroy function of a grace-period wait: resumes the waiting task.
+private func resumeContinuation(_ object: UnsafeMutableRawPointer?, _ context: UnsafeMutableRawPointer?) {
+    // SAFETY: `object` is the `ContinuationBox` retained in `afterGracePeriod`; its retain moves here.
+    Unmanaged<ContinuationBox>.fromOpaque(object!).takeRetainedValue().continuation.resume()
+}
+
+/// The library's barrier thread: runs liburcu's barrier for tasks that await `rcuBarrier()`, so
+/// none blocks a thread of Swift's cooperative pool. Waiters that arrive while a barrier runs are
+/// served together by the next one, which starts after they arrived.
+///
+/// # Invariants
+///
+/// - `running` is true exactly while a thread is in `serve`; that thread takes the waiters in
+///   batches and returns once it finds none;
+/// - every waiter in `waiting` is resumed after a barrier that began after it was added.
+private final class BarrierThread: Sendable {
+    static let shared = BarrierThread()
+
+    private struct State: ~Copyable {
+        var waiting: [CheckedContinuation<Void, Never>] = []
+        var running = false
+    }
+    private let state = Mutex(State())
+
+    func enqueue(_ continuation: CheckedContinuation<Void, Never>) {
+        let start = state.withLock { s in
+            s.waiting.append(continuation)
+            if s.running { return false }
+            s.running = true
+            return true
+        }
+        guard start else { return }
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { _ in
+            BarrierThread.shared.serve()
+            return nil
+        }, nil)
+        if rc == 0 {
+            pthread_detach(thread)
+        } else {
+            serve() // no thread to be had: run the barrier here rather than never
+        }
+    }
+
+    private func serve() {
+        _ = rcushim_ready_self() // liburcu's barrier queues callbacks: it wants a registered caller
+        while true {
+            let batch = state.withLock { s in
+                let batch = s.waiting
+                s.waiting = []
+                if batch.isEmpty { s.running = false }
+                return batch
+            }
+            if batch.isEmpty { return }
+            rcushim_barrier()
+            for waiter in batch { waiter.resume() }
+        }
+    }
+}
+
 /// Destroys one object: the library's callback type, the same as `swiftrcu_destroy_fn`.
-public typealias DestroyFunction = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void
+package typealias DestroyFunction = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void
 
 /// Runs after a deferred destroy, with `finishArgument` (the C ABI returns a handle slot with it).
-public typealias FinishFunction = @convention(c) (UInt) -> Void
+package typealias FinishFunction = @convention(c) (UInt) -> Void
 
 /// A destroy waiting in liburcu's call_rcu queue.
 ///
@@ -41,7 +150,7 @@ public typealias FinishFunction = @convention(c) (UInt) -> Void
 /// - a record whose `finish` is nil was allocated by `deferDestroy(object:destroy:context:)` and is
 ///   freed by the callback; one with a `finish` belongs to the caller, who gets it back when
 ///   `finish` runs.
-public struct DeferredDestroy {
+package struct DeferredDestroy {
     var head = rcu_head()
     var object: UnsafeMutableRawPointer? = nil
     var destroy: DestroyFunction? = nil
@@ -49,14 +158,14 @@ public struct DeferredDestroy {
     var finish: FinishFunction? = nil
     var finishArgument: UInt = 0
 
-    public init() {}
+    package init() {}
 }
 
 /// Queues `destroy(object, context)` to run after a grace period on a liburcu call_rcu thread.
 /// Never waits for a grace period; allowed inside a read section.
 ///
 /// Returns `false`, queueing nothing, when memory for the record cannot be allocated.
-public func deferDestroy(
+package func deferDestroy(
     object: UnsafeMutableRawPointer?, destroy: DestroyFunction?, context: UnsafeMutableRawPointer?
 ) -> Bool {
     guard let raw = malloc(MemoryLayout<DeferredDestroy>.size) else { return false }
@@ -72,7 +181,7 @@ public func deferDestroy(
 
 /// Queues `destroy(object, context)` like `deferDestroy(object:destroy:context:)`, in a record the
 /// caller owns (no allocation); after the destroy, `finish(finishArgument)` hands it back.
-public func deferDestroy(
+package func deferDestroy(
     in record: UnsafeMutablePointer<DeferredDestroy>, object: UnsafeMutableRawPointer?,
     destroy: DestroyFunction?, context: UnsafeMutableRawPointer?,
     finish: FinishFunction, finishArgument: UInt
@@ -86,7 +195,37 @@ public func deferDestroy(
     enqueue(record)
 }
 
+/// The function of a deferred call (`deferCall(in:_:)`), called with its node.
+package typealias NodeFunction = @convention(c) (UnsafeMutableRawPointer?) -> Void
+
+/// The bytes a node of `deferCall(in:_:)` needs: liburcu's `rcu_head`, then the function.
+package var deferredCallNodeSize: Int { MemoryLayout<rcu_head>.size + MemoryLayout<NodeFunction>.size }
+
+/// Queues `fn(node)` to run after a grace period on a liburcu call_rcu thread, like a deferred
+/// destroy (counted, spread and back-pressured the same way, waited for by `rcuBarrier`) but with
+/// no allocation: the node carries liburcu's `rcu_head` and `fn`. `node` is the caller's memory,
+/// pointer-aligned, of at least `deferredCallNodeSize` bytes, which the library uses until `fn`
+/// starts and the caller must not touch (nor queue again) until then. Never waits for a grace
+/// period; allowed inside a read section.
+package func deferCall(in node: UnsafeMutableRawPointer, _ fn: NodeFunction) {
+    // SAFETY: the node is pointer-aligned and large enough (caller's contract); liburcu
+    // initialises the head itself, and the function goes right after it.
+    node.storeBytes(of: fn, toByteOffset: MemoryLayout<rcu_head>.size, as: NodeFunction.self)
+    enqueue(node.assumingMemoryBound(to: rcu_head.self), deferredCallCallback)
+}
+
 private func enqueue(_ record: UnsafeMutablePointer<DeferredDestroy>) {
+    // SAFETY: `head` is the record's first field (type invariant), so this points into the record;
+    // liburcu keeps it until the callback, which owns the record from then on.
+    enqueue(UnsafeMutableRawPointer(record).assumingMemoryBound(to: rcu_head.self), deferredDestroyCallback)
+}
+
+/// The one queueing path of deferred work: counts it, spreads the workers and applies
+/// back-pressure when they fall behind, then hands `head` to liburcu's call_rcu.
+private func enqueue(
+    _ head: UnsafeMutablePointer<rcu_head>, _ callback: @convention(c) (UnsafeMutablePointer<rcu_head>) -> Void
+) {
+    _ = rcushim_ready_self() // liburcu's call_rcu wants a registered caller
     rcushim_count_deferred_queued()
     // One default call_rcu worker can fall behind several writers; past the threshold, spread
     // the destroys over one worker per CPU (liburcu's own mechanism), once per process.
@@ -96,10 +235,7 @@ private func enqueue(_ record: UnsafeMutablePointer<DeferredDestroy>) {
         rcushim_spread_call_rcu()
         if pending > UInt64(RCUSHIM_BACKPRESSURE_THRESHOLD) { applyBackPressure() }
     }
-    // SAFETY: `head` is the record's first field (type invariant), so this points into the record;
-    // liburcu keeps it until the callback, which owns the record from then on.
-    let head = UnsafeMutableRawPointer(record).assumingMemoryBound(to: rcu_head.self)
-    rcushim_call_rcu(head, deferredDestroyCallback)
+    rcushim_call_rcu(head, callback)
 }
 
 /// Pauses a writer that outruns the call_rcu workers until the queue has drained below half the
@@ -125,6 +261,20 @@ private let deferredDestroyCallback: @convention(c) (UnsafeMutablePointer<rcu_he
     runDeferredDestroy(head)
 }
 
+/// The call_rcu callback of `deferCall`: runs the node's function.
+private let deferredCallCallback: @convention(c) (UnsafeMutablePointer<rcu_head>) -> Void = { head in
+    // SAFETY: liburcu hands back the node `deferCall` queued; its function lies after the head.
+    // Read before the call: the function may free or reuse the node.
+    let node = UnsafeMutableRawPointer(head)
+    let fn = node.load(fromByteOffset: MemoryLayout<rcu_head>.size, as: NodeFunction.self)
+    let t = rcushim_ready_self()
+    t?.pointee.in_callback &+= 1
+    fn(node)
+    rcushim_stats_destroyed()
+    t?.pointee.in_callback &-= 1
+    rcushim_count_deferred_completed()
+}
+
 private func runDeferredDestroy(_ head: UnsafeMutablePointer<rcu_head>) {
     // SAFETY: liburcu hands back the `head` that `enqueue` queued; it is the first field of a
     // live `DeferredDestroy` that nothing else references until this callback returns it.
@@ -144,4 +294,4 @@ private func runDeferredDestroy(_ head: UnsafeMutablePointer<rcu_head>) {
 }
 
 /// The number of deferred destroys queued and not yet run.
-public var pendingDeferredDestroyCount: Int { Int(rcushim_deferred_pending()) }
+package var pendingDeferredDestroyCount: Int { Int(rcushim_deferred_pending()) }

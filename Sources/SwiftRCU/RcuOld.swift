@@ -7,8 +7,12 @@ import CLiburcuShim
 /// (the kernel's `RcuOld<P>`).
 ///
 /// Dropping it (or `free()`) waits for a grace period, then releases the object; `deferRelease()`
-/// releases it after a grace period without waiting (liburcu's `call_rcu`). Inside a read-side
+/// releases it after a grace period without waiting (liburcu's `call_rcu`); `await release()`
+/// suspends the task for the grace period instead of blocking its thread. Inside a read-side
 /// critical section a wait could never end, so there a drop defers instead of waiting.
+///
+/// In async code, prefer `await release()` or `deferRelease()`: a drop or `free()` blocks one of
+/// the few threads of Swift's cooperative pool for a grace period.
 ///
 /// # Invariants
 ///
@@ -32,6 +36,19 @@ public struct RcuOld<Value: AnyObject & Sendable>: ~Copyable, @unchecked Sendabl
 
     /// Waits for a grace period, then releases the object (what dropping `self` does).
     public consuming func free() {}
+
+    /// Suspends the task for a grace period, then releases the object; blocks no thread. Inside a
+    /// read-side critical section (which cannot wait) it defers the release instead and returns.
+    public consuming func release() async {
+        let bits = self.bits
+        discard self
+        if ReadSide.isInSection {
+            Self.releaseLater(bits)
+            return
+        }
+        await afterGracePeriod()
+        releaseRetained(UnsafeMutableRawPointer(bitPattern: bits), nil)
+    }
 
     /// Releases the object after a grace period, asynchronously; never waits.
     public consuming func deferRelease() {

@@ -31,44 +31,44 @@ public struct RcuStatistics: Sendable, Hashable, CustomStringConvertible {
     /// Grace-period waits this library made and completed (`synchronizeRCU()`, dropping or
     /// freeing an `RcuOld`; in C: synchronize, old_free, free). The waits liburcu's call_rcu
     /// threads make internally are not counted.
-    public var gracePeriods: UInt64
+    public let gracePeriods: UInt64
     /// Destroys handed to liburcu's call_rcu (`RcuOld.deferRelease()`, drops inside a read
     /// section; in C: `swiftrcu_old_defer`).
-    public var deferredQueued: UInt64
+    public let deferredQueued: UInt64
     /// Deferred destroys that have run.
-    public var deferredCompleted: UInt64
+    public let deferredCompleted: UInt64
     /// Deferred destroys queued and not yet run, now.
-    public var deferredPending: UInt64
+    public let deferredPending: UInt64
     /// The highest `deferredPending` seen (by a deferring call or a read of the statistics).
-    public var deferredPendingPeak: UInt64
+    public let deferredPendingPeak: UInt64
     /// Objects destroyed: destroy functions called (C) and objects released after their grace
     /// period (Swift `RcuOld`), synchronously or deferred.
-    public var objectsDestroyed: UInt64
+    public let objectsDestroyed: UInt64
     /// C ABI `swiftrcu_ptr` handles alive now (Swift `Rcu` objects are not counted).
-    public var ptrsLive: UInt64
+    public let ptrsLive: UInt64
     /// C ABI `swiftrcu_old` handles alive now, neither freed nor deferred (Swift `RcuOld` values
     /// are not counted).
-    public var oldsLive: UInt64
+    public let oldsLive: UInt64
     /// Threads registered with this library now, liburcu's call_rcu worker threads included
     /// (the library adopts each one when it first runs a deferred destroy).
-    public var threadsRegistered: UInt64
+    public let threadsRegistered: UInt64
     /// Threads ever registered with this library.
-    public var threadsRegisteredTotal: UInt64
+    public let threadsRegisteredTotal: UInt64
     /// Threads that exited holding C guards' read locks, which the library released at their exit.
-    public var threadsExitedInSection: UInt64
+    public let threadsExitedInSection: UInt64
     /// Back-pressure pauses of deferring writers that outran the call_rcu workers.
-    public var writerPauses: UInt64
+    public let writerPauses: UInt64
     /// Total time of those pauses, in nanoseconds.
-    public var writerPauseNanoseconds: UInt64
+    public let writerPauseNanoseconds: UInt64
     /// Calls refused with `RcuError.deadlock` (`SWIFTRCU_EDEADLK`): thrown by the Swift API or
     /// returned by the C ABI.
-    public var deadlockRefusals: UInt64
+    public let deadlockRefusals: UInt64
     /// Calls refused with `RcuError.notPermitted` (`SWIFTRCU_EPERM`). Refusals that return nil, NULL
     /// or a zeroed guard instead of a status (such as `swiftrcu_dereference` with a foreign guard)
     /// are not counted.
-    public var notPermittedRefusals: UInt64
+    public let notPermittedRefusals: UInt64
     /// Calls refused with `RcuError.invalidArgument` (`SWIFTRCU_EINVAL`), likewise.
-    public var invalidArgumentRefusals: UInt64
+    public let invalidArgumentRefusals: UInt64
 
     /// The statistics now (one relaxed load per counter).
     public static var current: RcuStatistics {

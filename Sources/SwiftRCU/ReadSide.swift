@@ -19,19 +19,18 @@ import CLiburcuShim
 /// A token names a *held* section exactly while that thread's `ids[depth] == seq` and its depth
 /// is at least `depth`; sequence numbers never repeat on a thread, so a copy of a spent token never
 /// names a later section at the same level.
-@frozen
-public struct ReadToken: Equatable, Sendable {
-    public var thread: UInt64
-    public var word: UInt64
+package struct ReadToken: Equatable, Sendable {
+    package var thread: UInt64
+    package var word: UInt64
 
     @inlinable
-    public init(thread: UInt64, word: UInt64) {
+    package init(thread: UInt64, word: UInt64) {
         self.thread = thread
         self.word = word
     }
 
     /// A token that names no section (what a zeroed C guard holds).
-    public static var none: ReadToken { ReadToken(thread: 0, word: 0) }
+    package static var none: ReadToken { ReadToken(thread: 0, word: 0) }
 
     @inlinable var depth: UInt32 { UInt32(truncatingIfNeeded: word & 0xff) }
     @inlinable var seq: UInt64 { word >> 8 }
@@ -41,20 +40,20 @@ public struct ReadToken: Equatable, Sendable {
 ///
 /// Every function here acts on the calling thread only; none writes memory shared with other
 /// threads except liburcu's own per-thread reader counter (which is what a read lock is).
-public enum ReadSide {
+package enum ReadSide {
     /// Enters a read-side critical section, registering the thread with liburcu on first use.
     ///
     /// Returns `nil`, entering nothing, when the thread is exiting or already holds
     /// `RCUSHIM_MAX_NESTING` sections.
     @inlinable @inline(__always)
-    public static func lock() -> ReadToken? {
+    package static func lock() -> ReadToken? {
         guard let t = rcushim_ready_self() else { return nil }
         return lock(ready: t)
     }
 
     /// `lock()` for a thread whose state `t` is ready (`rcushim_ready_self()` returned it).
     @inlinable @inline(__always)
-    public static func lock(ready t: UnsafeMutablePointer<rcushim_thread>) -> ReadToken? {
+    package static func lock(ready t: UnsafeMutablePointer<rcushim_thread>) -> ReadToken? {
         let depth = t.pointee.depth
         guard depth < UInt32(RCUSHIM_MAX_NESTING) else { return nil }
         rcushim_read_lock(t)
@@ -67,9 +66,49 @@ public enum ReadSide {
         return ReadToken(thread: t.pointee.serial, word: seq << 8 | UInt64(depth &+ 1))
     }
 
+    /// The value an anonymous region records in `ids[depth]`: RCUSHIM_NO_ID, which no guard's
+    /// sequence number equals (they are below 2^56), so a guard never names a region's level and
+    /// the guard checks need no test of their own for regions.
+    @inlinable package static var regionMark: UInt64 { .max }
+
+    /// Enters an anonymous region: a read-side critical section without a token, on the same
+    /// depth and identity stack as the tokens' sections, for the C ABI's region entry points.
+    /// `t` must be ready (`rcushim_ready_self()` returned it).
+    ///
+    /// Returns `false`, entering nothing, at `RCUSHIM_MAX_NESTING` sections.
+    @inlinable @inline(__always)
+    package static func enterRegion(ready t: UnsafeMutablePointer<rcushim_thread>) -> Bool {
+        let depth = t.pointee.depth
+        guard depth < UInt32(RCUSHIM_MAX_NESTING) else { return false }
+        rcushim_read_lock(t)
+        // SAFETY: `depth + 1 <= RCUSHIM_MAX_NESTING`, the last index of `ids`; the thread owns
+        // its state.
+        rcushim_ids(t)[Int(depth &+ 1)] = regionMark
+        t.pointee.depth = depth &+ 1
+        return true
+    }
+
+    /// Whether the innermost section the library tracks on the thread whose state is `t` (the
+    /// calling thread's, from `rcushim_self()`) is an anonymous region; `false` when there is none.
+    @inlinable @inline(__always)
+    package static func innermostIsRegion(of t: UnsafeMutablePointer<rcushim_thread>) -> Bool {
+        let depth = Int(t.pointee.depth)
+        // SAFETY: `depth <= RCUSHIM_MAX_NESTING`, so the index is in `ids`.
+        return depth != 0 && rcushim_ids(t)[depth] == regionMark
+    }
+
+    /// Leaves the innermost section of the calling thread (state `t`), which is an anonymous
+    /// region (`innermostIsRegion` said so), without liburcu's wake-up step: returns `true` when
+    /// a writer waits, and then the caller must call `rcushim_wake_writer()` next.
+    @inlinable @inline(__always)
+    package static func leaveRegion(of t: UnsafeMutablePointer<rcushim_thread>) -> Bool {
+        t.pointee.depth &-= 1
+        return rcushim_read_leave(t) != 0
+    }
+
     /// Whether `token` names a section the calling thread holds now (the innermost or an outer one).
     @inlinable @inline(__always)
-    public static func holds(_ token: ReadToken) -> Bool {
+    package static func holds(_ token: ReadToken) -> Bool {
         let t = rcushim_self()
         guard token.thread == t.pointee.serial else { return false }
         let depth = Int(token.depth)
@@ -82,7 +121,7 @@ public enum ReadSide {
     /// Whether `token` names the innermost section held by the thread whose state is `t` (the
     /// calling thread's, from `rcushim_self()`).
     @inlinable @inline(__always)
-    public static func isInnermost(_ token: ReadToken, of t: UnsafeMutablePointer<rcushim_thread>) -> Bool {
+    package static func isInnermost(_ token: ReadToken, of t: UnsafeMutablePointer<rcushim_thread>) -> Bool {
         guard token.thread == t.pointee.serial else { return false }
         let depth = Int(token.depth)
         guard depth == Int(t.pointee.depth) else { return false }
@@ -95,7 +134,7 @@ public enum ReadSide {
     /// (`isInnermost` said so), without liburcu's wake-up step: returns `true` when a writer
     /// waits, and then the caller must call `rcushim_wake_writer()` next.
     @inlinable @inline(__always)
-    public static func leave(_ token: ReadToken, of t: UnsafeMutablePointer<rcushim_thread>) -> Bool {
+    package static func leave(_ token: ReadToken, of t: UnsafeMutablePointer<rcushim_thread>) -> Bool {
         t.pointee.depth = token.depth &- 1
         return rcushim_read_leave(t) != 0
     }
@@ -103,16 +142,16 @@ public enum ReadSide {
     /// Whether the calling thread is inside any liburcu memb read-side critical section: one of
     /// the library's (guards, or a copy-update callback) or one the program opened with liburcu.
     @inlinable @inline(__always)
-    public static var isInSection: Bool { rcushim_read_ongoing() != 0 }
+    package static var isInSection: Bool { rcushim_read_ongoing() != 0 }
 
     /// Whether the calling thread is running a deferred destroy on a liburcu call_rcu thread.
     @inlinable
-    public static var isInDeferredCallback: Bool { rcushim_self().pointee.in_callback != 0 }
+    package static var isInDeferredCallback: Bool { rcushim_self().pointee.in_callback != 0 }
 
     /// Runs `body` inside a read-side critical section that has no guard (used by writers to keep
     /// handles alive while they use them). Returns `nil` when the thread is exiting.
     @inlinable @inline(__always)
-    public static func withInternalSection<R>(_ body: () throws -> R) rethrows -> R? {
+    package static func withInternalSection<R>(_ body: () throws -> R) rethrows -> R? {
         guard let t = rcushim_ready_self() else { return nil }
         rcushim_read_lock(t)
         defer { rcushim_read_unlock(t) }
@@ -121,13 +160,13 @@ public enum ReadSide {
 
     /// Registers the calling thread with liburcu now (it otherwise happens on first use).
     /// Returns `false` when the thread is exiting.
-    public static func register() -> Bool {
+    package static func register() -> Bool {
         rcushim_ready_self() != nil
     }
 
     /// Undoes the library's registration of the calling thread; `false`, changing nothing, while
     /// the thread is inside a read-side critical section.
-    public static func unregister() -> Bool {
+    package static func unregister() -> Bool {
         let t = rcushim_self()
         guard t.pointee.depth == 0, !isInSection else { return false }
         rcushim_thread_fini()

@@ -17,10 +17,10 @@ import CLiburcuShim
 /// - `lock` points to an initialised `rcushim_writer_lock` owned by this lock (freed in `deinit`);
 /// - the serial it holds, if any, names the thread inside `withLock`'s body, or (in a forked
 ///   child) a thread of the parent that does not exist here, whose lock the next writer takes.
-public struct WriterLock: ~Copyable, @unchecked Sendable {
+package struct WriterLock: ~Copyable, @unchecked Sendable {
     @usableFromInline let lock: UnsafeMutablePointer<rcushim_writer_lock>
 
-    public init() {
+    package init() {
         lock = .allocate(capacity: 1)
         // SAFETY: fresh memory for one lock; all zero is a free lock with no waiter.
         lock.initialize(to: rcushim_writer_lock(word: 0, wake_seq: 0))
@@ -34,7 +34,7 @@ public struct WriterLock: ~Copyable, @unchecked Sendable {
 
     /// Whether the calling thread is inside `withLock` on this lock.
     @inlinable @inline(__always)
-    public var isHeldByCurrentThread: Bool {
+    package var isHeldByCurrentThread: Bool {
         // SAFETY: `lock` is live while `self` is (type invariant).
         rcushim_writer_lock_held(lock, rcushim_writer_serial()) != 0
     }
@@ -42,7 +42,7 @@ public struct WriterLock: ~Copyable, @unchecked Sendable {
     /// Runs `body` with the lock held by the calling thread. Not re-entrant: check
     /// `isHeldByCurrentThread` first.
     @inlinable @inline(__always)
-    public func withLock<R>(_ body: () throws -> R) rethrows -> R {
+    package func withLock<R>(_ body: () throws -> R) rethrows -> R {
         // SAFETY: `lock` is live while `self` is (type invariant); the serial is this thread's.
         rcushim_writer_lock_acquire(lock, rcushim_writer_serial())
         // SAFETY: as above; this thread holds the lock.

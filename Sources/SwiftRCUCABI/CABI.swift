@@ -193,6 +193,63 @@ public func swiftrcu_read_unlock(_ `guard`: UnsafeMutablePointer<swiftrcu_guard>
     return SWIFTRCU_OK
 }
 
+/// Enters a read-side critical section without a guard (an anonymous region), to be left with
+/// swiftrcu_region_exit() on the same thread: for callers that have no place to keep a guard
+/// (C++'s rcu_domain::lock(), foreign function interfaces). Takes no argument.
+///
+/// Regions and guards nest in one stack per thread: a region may be opened inside a guard's
+/// section and a guard inside a region, and each is closed innermost first by its own call
+/// (swiftrcu_region_exit() never closes a guard's section, swiftrcu_read_unlock() never a
+/// region). Same rules as swiftrcu_read_lock(): registers the thread on first use; the thread's
+/// open sections (regions included) count towards its limit of 255; a thread that exits inside a
+/// region has it released at its exit. Never blocks, writes no shared memory.
+///
+/// Returns SWIFTRCU_OK; SWIFTRCU_EPERM, entering nothing, when the thread already holds 255
+/// nested sections or is exiting.
+@c(swiftrcu_region_enter)
+public func swiftrcu_region_enter() -> CInt {
+    let t = rcushim_self()
+    // The common case needs no call: the slow path (first use, adopted registration) is a call
+    // of its own, not a tail call, so this function needs no stack frame on the common path.
+    let entered = _fastPath(rcushim_is_ready(t) != 0) ? ReadSide.enterRegion(ready: t) : regionEnterSlow()
+    return entered ? SWIFTRCU_OK : status(.notPermitted)
+}
+
+@inline(never)
+private func regionEnterSlow() -> Bool {
+    guard let t = rcushim_ready_self() else { return false }
+    return ReadSide.enterRegion(ready: t)
+}
+
+/// Leaves the calling thread's innermost read-side critical section, which must be a region
+/// opened by swiftrcu_region_enter(). Takes no argument.
+///
+/// Returns SWIFTRCU_OK; SWIFTRCU_EPERM, changing nothing, when the thread's innermost section is
+/// a guard's (swiftrcu_read_lock()) or the thread has no section of this library open. Never
+/// blocks, writes no shared memory.
+@c(swiftrcu_region_exit)
+public func swiftrcu_region_exit() -> CInt {
+    let t = rcushim_self()
+    guard ReadSide.innermostIsRegion(of: t) else { return status(.notPermitted) }
+    // The rare wake-up of a waiting writer is a call of its own that returns straight away, so
+    // the common path needs no stack frame.
+    if _slowPath(ReadSide.leaveRegion(of: t)) {
+        rcushim_wake_writer()
+        return SWIFTRCU_OK
+    }
+    return SWIFTRCU_OK
+}
+
+/// Returns 1 when the calling thread is inside a read-side critical section (a guard's, a
+/// region's, a callback's of this library, or one the program opened with liburcu-memb itself),
+/// else 0. swiftrcu_synchronize, swiftrcu_free and swiftrcu_old_free return SWIFTRCU_EDEADLK
+/// exactly where this returns 1 (swiftrcu_barrier also inside a destroy running deferred). Never
+/// blocks, writes no shared memory.
+@c(swiftrcu_in_read_section)
+public func swiftrcu_in_read_section() -> CInt {
+    ReadSide.isInSection ? 1 : 0
+}
+
 /// Returns the object ptr publishes now (may be NULL), valid until guard is unlocked.
 ///
 /// guard must be held by the calling thread (the innermost or an outer one). Returns NULL when
@@ -674,6 +731,42 @@ public func swiftrcu_old_defer(_ old: swiftrcu_old_ref?) -> CInt {
         in: HandleTable.deferredRecord(handle), object: UnsafeMutableRawPointer(bitPattern: object),
         destroy: destroyFunction(destroy), context: UnsafeMutableRawPointer(bitPattern: context),
         finish: releaseOldSlot, finishArgument: handle)
+    return SWIFTRCU_OK
+}
+
+/// Retires any object: destroy(object, context) runs after a grace period, asynchronously, on a
+/// liburcu call_rcu thread (the library allocates a small record for it). For objects the program
+/// unpublished itself, outside any swiftrcu_ptr. Never waits for a grace period; allowed inside a
+/// read section and inside a destroy that runs deferred. swiftrcu_barrier() waits for it, and it
+/// follows swiftrcu_old_defer()'s memory rules (the pending count and the pause past 262144).
+///
+/// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for a NULL object or destroy (context may be NULL);
+/// SWIFTRCU_ENOMEM, queueing nothing, when the record cannot be allocated.
+@c(swiftrcu_retire)
+public func swiftrcu_retire(
+    _ object: UnsafeMutableRawPointer?, _ destroy: swiftrcu_destroy_fn?, _ context: UnsafeMutableRawPointer?
+) -> CInt {
+    guard let object, let destroy else { return status(.invalidArgument) }
+    return deferDestroy(object: object, destroy: destroy, context: context) ? SWIFTRCU_OK : status(.outOfMemory)
+}
+
+/// Calls fn(head) after a grace period, asynchronously, on a liburcu call_rcu thread, allocating
+/// nothing: head is a node embedded in the caller's object (as liburcu's call_rcu). The node
+/// belongs to the library until fn starts: do not modify it or pass it again before then (the
+/// library cannot tell and would queue it twice). fn usually frees the object around head.
+/// Never waits for a grace period; allowed inside a read section and inside a function that runs
+/// deferred. swiftrcu_barrier() waits for it, and it follows swiftrcu_old_defer()'s memory rules.
+///
+/// Returns SWIFTRCU_OK, or SWIFTRCU_EINVAL for a NULL head or fn.
+@c(swiftrcu_call)
+@discardableResult
+public func swiftrcu_call(_ head: UnsafeMutablePointer<swiftrcu_head>?, _ fn: swiftrcu_call_fn?) -> CInt {
+    guard let head, let fn else { return status(.invalidArgument) }
+    // A swiftrcu_head is four pointers, pointer-aligned: room for the core's node.
+    assert(MemoryLayout<swiftrcu_head>.size >= deferredCallNodeSize)
+    // SAFETY: fn takes one pointer and returns nothing, as NodeFunction does (same C signature,
+    // only the pointee's type differs); head is the caller's node (see above).
+    deferCall(in: UnsafeMutableRawPointer(head), unsafeBitCast(fn, to: NodeFunction.self))
     return SWIFTRCU_OK
 }
 

@@ -32,7 +32,7 @@ private let firstCounterOffset = MemoryLayout<swiftrcu_stats>.offset(of: \swiftr
 /// reports this instance of the library only (a Swift program linking the SwiftRCU package has
 /// a separate one).
 ///
-/// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL, changing nothing, for a NULL stats or an stats->size too
+/// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL, changing nothing, for a NULL stats or a stats->size too
 /// small to hold the size member and one counter.
 @c(swiftrcu_stats_get)
 public func swiftrcu_stats_get(_ stats: UnsafeMutablePointer<swiftrcu_stats>?) -> CInt {

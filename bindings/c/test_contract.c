@@ -14,6 +14,8 @@
 #define LIVE 0x4C495645u
 #define DEAD 0xDEADDEADu
 #define MAX_OBJECTS 4096
+/* The nesting limit of read-side sections per thread (guards and regions together). */
+#define NESTING_LIMIT 255
 
 struct object {
     uint32_t magic;
@@ -1188,6 +1190,321 @@ static void test_many_handles(void) {
     CHECK_EQ_INT(swiftrcu_free(ptrs[1]), SWIFTRCU_EINVAL);
 }
 
+/* ---- Anonymous regions (swiftrcu_region_enter / _exit), swiftrcu_in_read_section ---- */
+
+/* A read_section callback: inside a section of the library that is neither a guard nor a region,
+ * region_exit is refused. */
+static void region_exit_in_callback(const void *object, void *context) {
+    (void)object;
+    int *out = context;
+    out[0] = swiftrcu_in_read_section();
+    out[1] = swiftrcu_region_exit();
+}
+
+static void test_regions(void) {
+    struct object *o = make_object();
+    swiftrcu_ptr *p = new_ptr(o);
+
+    /* Outside any section. */
+    CHECK_EQ_INT(swiftrcu_in_read_section(), 0);
+    CHECK_EQ_INT(swiftrcu_region_exit(), SWIFTRCU_EPERM);
+    CHECK_EQ_INT(swiftrcu_in_read_section(), 0);
+
+    /* One region: a read-side critical section like a guard's. */
+    CHECK_EQ_INT(swiftrcu_region_enter(), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_in_read_section(), 1);
+    CHECK_EQ_INT(swiftrcu_synchronize(), SWIFTRCU_EDEADLK);
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_EDEADLK);
+    CHECK_EQ_INT(swiftrcu_thread_unregister(), SWIFTRCU_EPERM);
+    CHECK_EQ_INT(swiftrcu_region_exit(), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_in_read_section(), 0);
+    CHECK_EQ_INT(swiftrcu_region_exit(), SWIFTRCU_EPERM);
+    CHECK_EQ_INT(swiftrcu_synchronize(), SWIFTRCU_OK);
+
+    /* A guard inside a region: the region cannot be closed under the guard, and refusing changes
+     * nothing (the guard stays valid, the region stays open). */
+    CHECK_EQ_INT(swiftrcu_region_enter(), SWIFTRCU_OK);
+    swiftrcu_guard g = swiftrcu_read_lock();
+    CHECK(g._private[0] != 0);
+    CHECK_EQ_INT(swiftrcu_region_exit(), SWIFTRCU_EPERM);
+    CHECK(swiftrcu_dereference(p, &g) == o);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_in_read_section(), 1); /* the region is still open */
+    CHECK_EQ_INT(swiftrcu_synchronize(), SWIFTRCU_EDEADLK);
+    CHECK_EQ_INT(swiftrcu_region_exit(), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_in_read_section(), 0);
+
+    /* A region inside a guard: the guard cannot be unlocked under the region (EPERM, the guard
+     * is not spent), but stays valid for dereference. */
+    g = swiftrcu_read_lock();
+    swiftrcu_guard before = g;
+    CHECK_EQ_INT(swiftrcu_region_enter(), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g), SWIFTRCU_EPERM);
+    CHECK(memcmp(&g, &before, sizeof g) == 0);
+    CHECK(swiftrcu_dereference(p, &g) == o);
+    CHECK_EQ_INT(swiftrcu_region_exit(), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_region_exit(), SWIFTRCU_EPERM); /* the guard's section is innermost */
+    CHECK(swiftrcu_dereference(p, &g) == o);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_in_read_section(), 0);
+
+    /* Interleaved: guard, region, guard, region; closed innermost first, each by its own call. */
+    swiftrcu_guard g1 = swiftrcu_read_lock();
+    CHECK_EQ_INT(swiftrcu_region_enter(), SWIFTRCU_OK);
+    swiftrcu_guard g2 = swiftrcu_read_lock();
+    CHECK_EQ_INT(swiftrcu_region_enter(), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g2), SWIFTRCU_EPERM);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g1), SWIFTRCU_EPERM);
+    CHECK_EQ_INT(swiftrcu_region_exit(), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_region_exit(), SWIFTRCU_EPERM);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g2), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g1), SWIFTRCU_EPERM);
+    CHECK_EQ_INT(swiftrcu_region_exit(), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g1), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_region_exit(), SWIFTRCU_EPERM);
+    CHECK_EQ_INT(swiftrcu_in_read_section(), 0);
+
+    /* A guard's section reopened after a region at the same depth: the old guard (a copy of a
+     * spent one) names nothing, and the region is not taken for it. */
+    g = swiftrcu_read_lock();
+    swiftrcu_guard spent_copy = g;
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_region_enter(), SWIFTRCU_OK);
+    CHECK(swiftrcu_dereference(p, &spent_copy) == NULL);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&spent_copy), SWIFTRCU_EPERM);
+    CHECK_EQ_INT(swiftrcu_region_exit(), SWIFTRCU_OK);
+
+    /* Inside a section that is neither a guard's nor a region (a read_section callback's), with
+     * no region open: in a section, but nothing for region_exit to close. */
+    int seen[2] = {-1, -1};
+    CHECK_EQ_INT(swiftrcu_read_section(p, region_exit_in_callback, seen), SWIFTRCU_OK);
+    CHECK_EQ_INT(seen[0], 1);
+    CHECK_EQ_INT(seen[1], SWIFTRCU_EPERM);
+    CHECK_EQ_INT(swiftrcu_in_read_section(), 0);
+
+    /* The nesting limit: 255 sections, regions and guards together; past it region_enter is
+     * refused (changing nothing) and read_lock gives a zeroed guard. */
+    static swiftrcu_guard guards[NESTING_LIMIT];
+    int opened = 0;
+    for (int i = 0; i < NESTING_LIMIT; i++) {
+        if (i % 3 == 1) {
+            guards[i] = swiftrcu_read_lock();
+            opened += guards[i]._private[0] != 0;
+        } else {
+            opened += swiftrcu_region_enter() == SWIFTRCU_OK;
+        }
+    }
+    CHECK_EQ_INT(opened, NESTING_LIMIT);
+    CHECK_EQ_INT(swiftrcu_region_enter(), SWIFTRCU_EPERM);
+    swiftrcu_guard over = swiftrcu_read_lock();
+    CHECK(over._private[0] == 0 && over._private[1] == 0);
+    CHECK_EQ_INT(swiftrcu_region_enter(), SWIFTRCU_EPERM);
+    int closed = 0;
+    for (int i = NESTING_LIMIT - 1; i >= 0; i--) {
+        if (i % 3 == 1) {
+            closed += swiftrcu_region_exit() == SWIFTRCU_EPERM; /* a guard is innermost */
+            closed += swiftrcu_read_unlock(&guards[i]) == SWIFTRCU_OK;
+        } else {
+            closed += swiftrcu_region_exit() == SWIFTRCU_OK;
+        }
+    }
+    CHECK_EQ_INT(closed, NESTING_LIMIT + NESTING_LIMIT / 3);
+    CHECK_EQ_INT(swiftrcu_region_exit(), SWIFTRCU_EPERM);
+    CHECK_EQ_INT(swiftrcu_in_read_section(), 0);
+    CHECK_EQ_INT(swiftrcu_synchronize(), SWIFTRCU_OK);
+
+    CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
+}
+
+/* A thread holding a region, driven in stages (struct cross_thread, wait_stage / set_stage). */
+static void *region_owner(void *arg) {
+    struct cross_thread *c = arg;
+    CHECK_EQ_INT(swiftrcu_region_enter(), SWIFTRCU_OK);
+    set_stage(c, 1);
+    wait_stage(c, 2);
+    CHECK_EQ_INT(swiftrcu_region_exit(), SWIFTRCU_OK);
+    return NULL;
+}
+
+static void *region_exit_holding(void *arg) {
+    (void)arg;
+    CHECK_EQ_INT(swiftrcu_region_enter(), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_region_enter(), SWIFTRCU_OK);
+    return NULL; /* exits inside two regions */
+}
+
+static atomic_int synchronize_done;
+static void *synchronize_then_flag(void *arg) {
+    (void)arg;
+    CHECK_EQ_INT(swiftrcu_synchronize(), SWIFTRCU_OK);
+    atomic_store(&synchronize_done, 1);
+    return NULL;
+}
+
+/* What a thread-exit destructor of the program's own (it runs after the library's, whose key was
+ * created at load) sees of an exiting thread. */
+static pthread_key_t late_key;
+static atomic_int late_ran, late_region_enter, late_guard_zero;
+static void late_destructor(void *value) {
+    (void)value;
+    late_region_enter = swiftrcu_region_enter();
+    swiftrcu_guard g = swiftrcu_read_lock();
+    late_guard_zero = g._private[0] == 0 && g._private[1] == 0;
+    atomic_store(&late_ran, 1);
+}
+
+static void *set_late_key(void *arg) {
+    (void)arg;
+    pthread_setspecific(late_key, &late_key);
+    CHECK_EQ_INT(swiftrcu_region_enter(), SWIFTRCU_OK); /* registered, inside a region at exit */
+    return NULL;
+}
+
+static void test_region_threads(void) {
+    /* Another thread's region holds back this thread's grace period and deferred destroys. */
+    struct object *o = make_object();
+    struct cross_thread c = {.ptr = new_ptr(o), .lock = PTHREAD_MUTEX_INITIALIZER,
+                             .cond = PTHREAD_COND_INITIALIZER};
+    pthread_t t, s;
+    pthread_create(&t, NULL, region_owner, &c);
+    wait_stage(&c, 1);
+    CHECK_EQ_INT(swiftrcu_region_exit(), SWIFTRCU_EPERM); /* theirs, not ours */
+    swiftrcu_old *old = NULL;
+    CHECK_EQ_INT(swiftrcu_replace(c.ptr, make_object(), &old), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_old_defer(old), SWIFTRCU_OK);
+    atomic_store(&synchronize_done, 0);
+    pthread_create(&s, NULL, synchronize_then_flag, NULL);
+    usleep(100 * 1000);
+    CHECK_EQ_INT(atomic_load(&synchronize_done), 0);
+    CHECK_EQ_INT(times_destroyed(o), 0);
+    set_stage(&c, 2);
+    pthread_join(t, NULL);
+    pthread_join(s, NULL);
+    CHECK_EQ_INT(atomic_load(&synchronize_done), 1);
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
+    CHECK_EQ_INT(times_destroyed(o), 1);
+
+    /* A thread that exits inside regions does not block writers forever. */
+    pthread_create(&t, NULL, region_exit_holding, NULL);
+    pthread_join(t, NULL);
+    CHECK_EQ_INT(swiftrcu_synchronize(), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_free(c.ptr), SWIFTRCU_OK);
+
+    /* An exiting thread cannot enter a region, as it cannot take a guard. */
+    CHECK_EQ_INT(pthread_key_create(&late_key, late_destructor), 0);
+    pthread_create(&t, NULL, set_late_key, NULL);
+    pthread_join(t, NULL);
+    CHECK_EQ_INT(atomic_load(&late_ran), 1);
+    CHECK_EQ_INT(late_region_enter, SWIFTRCU_EPERM);
+    CHECK_EQ_INT(late_guard_zero, 1);
+    CHECK_EQ_INT(swiftrcu_synchronize(), SWIFTRCU_OK);
+    pthread_key_delete(late_key);
+}
+
+/* ---- Retiring any object: swiftrcu_retire, swiftrcu_call ---- */
+
+#define RETIRE_OBJECTS 3000
+struct retired {
+    uint32_t magic;
+    int id;
+    swiftrcu_head head; /* for swiftrcu_call */
+};
+static struct retired retired_objects[RETIRE_OBJECTS];
+static atomic_int retired_runs[RETIRE_OBJECTS];
+static atomic_int retired_wrong_context;
+static int retire_context;
+
+static struct retired *retired_object(int i) {
+    retired_objects[i].magic = LIVE;
+    retired_objects[i].id = i;
+    return &retired_objects[i];
+}
+
+static void retired_destroy(void *object, void *context) {
+    struct retired *r = object;
+    if (context != &retire_context)
+        atomic_fetch_add(&retired_wrong_context, 1);
+    r->magic = DEAD;
+    atomic_fetch_add(&retired_runs[r->id], 1);
+}
+
+static void retired_call(swiftrcu_head *head) {
+    struct retired *r = (struct retired *)((char *)head - offsetof(struct retired, head));
+    r->magic = DEAD;
+    atomic_fetch_add(&retired_runs[r->id], 1);
+}
+
+/* Destroys that retire and call again from the call_rcu thread. */
+static void retired_destroy_chaining(void *object, void *context) {
+    struct retired *r = object;
+    (void)context;
+    atomic_fetch_add(&retired_runs[r->id], 1);
+    CHECK_EQ_INT(swiftrcu_in_read_section(), 0);
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_EDEADLK);
+    CHECK_EQ_INT(swiftrcu_call(&retired_object(r->id + 1)->head, retired_call), SWIFTRCU_OK);
+}
+
+/* How many of objects [from, to) ran exactly `times` times. */
+static int retired_count(int from, int to, int times) {
+    int n = 0;
+    for (int i = from; i < to; i++)
+        n += atomic_load(&retired_runs[i]) == times;
+    return n;
+}
+
+static void test_retire_and_call(void) {
+    /* NULL arguments. */
+    CHECK_EQ_INT(swiftrcu_retire(NULL, retired_destroy, &retire_context), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(swiftrcu_retire(retired_object(0), NULL, &retire_context), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(swiftrcu_call(NULL, retired_call), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(swiftrcu_call(&retired_object(0)->head, NULL), SWIFTRCU_EINVAL);
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
+    CHECK_EQ_INT(retired_count(0, 1, 0), 1); /* refused calls queued nothing */
+
+    /* Each runs exactly once, and barrier waits for it. A NULL context is passed on as it is. */
+    CHECK_EQ_INT(swiftrcu_retire(retired_object(0), retired_destroy, &retire_context), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_call(&retired_object(1)->head, retired_call), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
+    CHECK_EQ_INT(retired_count(0, 2, 1), 2);
+    CHECK(retired_objects[0].magic == DEAD && retired_objects[1].magic == DEAD);
+
+    /* Allowed inside a section (a region and a guard), and held back by it. */
+    CHECK_EQ_INT(swiftrcu_region_enter(), SWIFTRCU_OK);
+    swiftrcu_guard g = swiftrcu_read_lock();
+    CHECK_EQ_INT(swiftrcu_retire(retired_object(2), retired_destroy, &retire_context), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_call(&retired_object(3)->head, retired_call), SWIFTRCU_OK);
+    usleep(100 * 1000);
+    CHECK_EQ_INT(retired_count(2, 4, 0), 2);
+    CHECK(retired_objects[2].magic == LIVE && retired_objects[3].magic == LIVE);
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_EDEADLK);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_region_exit(), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
+    CHECK_EQ_INT(retired_count(2, 4, 1), 2);
+
+    /* From a function running deferred: allowed (barrier there is refused). */
+    CHECK_EQ_INT(swiftrcu_retire(retired_object(4), retired_destroy_chaining, NULL), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK); /* waits for object 4, which queued object 5 */
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK); /* waits for object 5 */
+    CHECK_EQ_INT(retired_count(4, 6, 1), 2);
+
+    /* Many, alternating the two forms, from two threads at once is covered by the torture
+     * suites; here, one stream: every object exactly once after one barrier. */
+    int many = harness_scaled(RETIRE_OBJECTS - 10);
+    int refused = 0;
+    for (int i = 10; i < 10 + many; i++) {
+        if (i % 2)
+            refused += swiftrcu_retire(retired_object(i), retired_destroy, &retire_context) != SWIFTRCU_OK;
+        else
+            refused += swiftrcu_call(&retired_object(i)->head, retired_call) != SWIFTRCU_OK;
+    }
+    CHECK_EQ_INT(refused, 0);
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
+    CHECK_EQ_INT(retired_count(10, 10 + many, 1), many);
+    CHECK_EQ_INT(retired_count(0, RETIRE_OBJECTS, 2), 0); /* none twice */
+    CHECK_EQ_INT(atomic_load(&retired_wrong_context), 0);
+}
+
 int main(void) {
     harness_watchdog(120);
     test_version_and_errors();
@@ -1206,6 +1523,9 @@ int main(void) {
     test_load_retained();
     test_loader_contract();
     test_loader_concurrency();
+    test_regions();
+    test_region_threads();
+    test_retire_and_call();
     CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
     CHECK_EQ_INT(atomic_load(&wrong_context), 0);
     /* Exactly once: every destroy call was for a distinct object. */

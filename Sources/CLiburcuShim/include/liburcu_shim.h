@@ -48,11 +48,12 @@ extern "C" {
  *    that nothing writes (so `reader` is never NULL, and one test of `registered` tells ready);
  *  - once `ready`, `membarrier` equals liburcu's urcu_memb_has_sys_membarrier, which liburcu sets
  *    at its initialisation (done before any thread is registered) and never changes afterwards;
- *  - `depth` counts the C guards' open read-side sections on this thread (each one also holds one
- *    level of liburcu's nesting counter), and `ids[1...depth]` holds their sequence numbers,
- *    innermost last;
+ *  - `depth` counts the open read-side sections of the C guards and anonymous regions on this
+ *    thread (each one also holds one level of liburcu's nesting counter), and `ids[1...depth]`
+ *    holds their identities, innermost last: a guard's sequence number, or RCUSHIM_NO_ID for a
+ *    region;
  *  - `ids[0]` is RCUSHIM_NO_ID, which no sequence number equals (they are below 2^56), so a
- *    guard that names depth 0 never matches, without a test of its own;
+ *    guard that names depth 0 or a region's level never matches, without a test of its own;
  *  - only the owning thread reads or writes the struct (the fork and exit handlers run on it too).
  */
 struct rcushim_thread {
@@ -157,6 +158,26 @@ static inline int rcushim_read_leave(struct rcushim_thread *t) {
 static inline void rcushim_read_unlock(struct rcushim_thread *t) {
     if (caa_unlikely(rcushim_read_leave(t)))
         rcushim_wake_writer();
+}
+
+/* EXPORTED-FROM-SHIM: stops the program with a message: a Swift guard ends on another thread than
+ * the one that took it. Never returns. */
+void rcushim_guard_moved(void) __attribute__((noreturn, cold, visibility("hidden")));
+
+/* EXPORTED-FROM-SHIM: the calling thread's serial, 0 until it has one (see rcushim_thread_serial);
+ * initial-exec like rcushim_current, so a guard's thread check is one compare. */
+extern __thread uint64_t rcushim_serial __attribute__((tls_model("initial-exec"), visibility("hidden")));
+
+/*
+ * INLINE FAST PATH: ends the section of a Swift guard taken by the thread whose state is `t` and
+ * whose serial is `serial`, after checking that the calling thread is that thread (serials are
+ * never reused, unlike state addresses); then `t` is the calling thread's own live state. On any
+ * other thread it stops the program before touching any thread's state.
+ */
+static inline void rcushim_guard_unlock(struct rcushim_thread *t, uint64_t serial) {
+    if (caa_unlikely(rcushim_serial != serial))
+        rcushim_guard_moved();
+    rcushim_read_unlock(t);
 }
 
 /* INLINE FAST PATH: nonzero while this thread is inside any liburcu memb read-side section

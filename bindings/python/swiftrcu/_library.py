@@ -1,13 +1,18 @@
 """Finding, loading and declaring the SwiftRCU C library (libswiftrcu.so).
 
-Search order:
+Search order (the first library that loads and passes the checks wins):
 
 1. the file named by the environment variable ``SWIFTRCU_LIBRARY`` (and nothing else when it
    is set);
-2. the installed library: the dynamic loader's search path (``LD_LIBRARY_PATH``, the ld.so
+2. the bundled library: ``libswiftrcu.so`` next to this file, which the wheel built by
+   ``make wheel`` carries (its liburcu comes along in ``swiftrcu.libs``);
+3. the system's library: the dynamic loader's search path (``LD_LIBRARY_PATH``, the ld.so
    cache, the default directories), then the ``libdir`` that ``pkg-config swiftrcu`` reports;
-3. the project's own build output, ``build/lib`` at the top of the source tree this package
-   sits in (``bindings/python/../../build/lib``).
+4. the project's own build output, ``build/lib`` at the top of the source tree this package
+   sits in (``bindings/python/../../build/lib``); not looked for in an installed package.
+
+The places are tried lazily: ``pkg-config`` runs (as a subprocess) only when no library was
+found before it, so an import that finds the bundled or the system's library spawns nothing.
 
 The library is opened twice: as :class:`ctypes.PyDLL` for calls that never block (they keep
 the interpreter lock, which the read side relies on) and as :class:`ctypes.CDLL` for calls that
@@ -23,7 +28,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 #: Major and minimum minor version of the C ABI this binding was written against.
 ABI_MAJOR = 0
@@ -83,30 +88,46 @@ def _pkg_config_libdir() -> Tuple[Optional[Path], str]:
     return Path(libdir), ""
 
 
-def _candidates() -> List[Tuple[str, Optional[str], str]]:
-    """(description, path or soname to dlopen, reason it was skipped) in search order."""
+def bundled_library() -> Path:
+    """Where the wheel puts the library: next to this file, inside the package."""
+    return Path(__file__).resolve().parent / LIBNAME
+
+
+def _is_installed() -> bool:
+    return Path(__file__).resolve().parents[1].name in ("site-packages", "dist-packages")
+
+
+def _candidates() -> Iterator[Tuple[str, Optional[str], str]]:
+    """(description, path or soname to dlopen, reason it was skipped) in search order.
+
+    A generator: a place is looked at only when every earlier one failed.
+    """
     env = os.environ.get(ENV_VAR)
     if env:
-        return [(f"{ENV_VAR}={env}", env, "")]
-    found: List[Tuple[str, Optional[str], str]] = [(ENV_VAR, None, "not set")]
+        yield f"{ENV_VAR}={env}", env, ""
+        return
+    yield ENV_VAR, None, "not set"
+    bundled = bundled_library()
+    if bundled.is_file():
+        yield f"the bundled library ({bundled})", str(bundled), ""
+    else:
+        yield f"the bundled library ({bundled})", None, "not there (only the wheel carries one)"
     for soname in (f"{LIBNAME}.{ABI_MAJOR}", LIBNAME):
-        found.append((f"the loader's search path ({soname})", soname, ""))
+        yield f"the loader's search path ({soname})", soname, ""
     libdir, why = _pkg_config_libdir()
     if libdir is None:
-        found.append(("pkg-config swiftrcu libdir", None, why))
+        yield "pkg-config swiftrcu libdir", None, why
     else:
-        found.append((f"pkg-config swiftrcu libdir ({libdir})", str(libdir / LIBNAME), ""))
-    package_dir = Path(__file__).resolve().parent
-    if package_dir.parent.name in ("site-packages", "dist-packages"):
-        found.append(("the project's build output", None,
-                      "not looked for: the package is installed, not in a source tree"))
-        return found
+        yield f"pkg-config swiftrcu libdir ({libdir})", str(libdir / LIBNAME), ""
+    if _is_installed():
+        yield ("the project's build output", None,
+               "not looked for: the package is installed, not in a source tree")
+        return
     build = _source_tree_build_dir() / LIBNAME
     if build.exists():
-        found.append((f"the project's build output ({build})", str(build), ""))
+        yield f"the project's build output ({build})", str(build), ""
     else:
-        found.append((f"the project's build output ({build})", None, "no such file"))
-    return found
+        yield f"the project's build output ({build})", None, "no such file"
 
 
 def _explain(error: OSError) -> str:
@@ -160,9 +181,10 @@ def open_library() -> Tuple[ctypes.CDLL, ctypes.PyDLL, str, str]:
     raise ImportError(
         "swiftrcu: cannot load the SwiftRCU C library (libswiftrcu.so). Looked in:\n"
         + "\n".join(tried)
-        + "\nBuild and install it from the SwiftRCU source tree ('make' then 'make install',"
-        " which installs the library and its pkg-config file), or set "
-        f"{ENV_VAR} to the path of libswiftrcu.so.")
+        + "\nInstall the swiftrcu wheel, which carries the library ('make wheel' builds it"
+        " into build/dist/), or build and install the library from the SwiftRCU source tree"
+        " ('make' then 'make install', which installs the library and its pkg-config file),"
+        f" or set {ENV_VAR} to the path of libswiftrcu.so.")
 
 
 def _loaded_path(cdll: ctypes.CDLL, target: str) -> str:

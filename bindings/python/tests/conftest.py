@@ -1,8 +1,15 @@
-"""Shared helpers: tracked objects whose finalisation is recorded, and subprocess runs."""
+"""Shared helpers: tracked objects whose finalisation is recorded, and subprocess runs.
+
+The suite tests the installed package when the interpreter has one (`make test` installs the
+wheel into a fresh venv and runs from a directory outside the source tree), else the package in
+this source tree. `--wheel` says the package under test must be an installed wheel that carries
+its library; the run stops if it is not.
+"""
 
 from __future__ import annotations
 
 import gc
+import importlib.util
 import os
 import subprocess
 import sys
@@ -14,10 +21,28 @@ from typing import Dict, List, Optional
 import pytest
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # bindings/python
-if str(PACKAGE_ROOT) not in sys.path:
+if importlib.util.find_spec("swiftrcu") is None and str(PACKAGE_ROOT) not in sys.path:
     sys.path.insert(0, str(PACKAGE_ROOT))
 
 import swiftrcu  # noqa: E402
+
+#: The directory of the package under test, and whether it is an installed one.
+PACKAGE_DIR = Path(swiftrcu.__file__).resolve().parent
+INSTALLED = PACKAGE_DIR.parent != PACKAGE_ROOT
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--wheel", action="store_true",
+                     help="the package under test must be the installed wheel with its library")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--wheel") and not INSTALLED:
+        raise pytest.UsageError(f"--wheel: swiftrcu is imported from the source tree ({PACKAGE_DIR})")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"swiftrcu: package {PACKAGE_DIR}, library {swiftrcu.library_path}"
 
 
 class Obj:
@@ -93,8 +118,9 @@ def library_env(**extra: Optional[str]) -> Dict[str, str]:
     """An environment for a child interpreter that loads the library under test."""
     env = dict(os.environ)
     env["SWIFTRCU_LIBRARY"] = swiftrcu.library_path
-    env["PYTHONPATH"] = str(PACKAGE_ROOT) + (
-        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    if not INSTALLED:
+        env["PYTHONPATH"] = str(PACKAGE_ROOT) + (
+            os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     for key, value in extra.items():
         if value is None:
             env.pop(key, None)

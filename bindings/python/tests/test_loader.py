@@ -1,4 +1,5 @@
-"""Finding the C library: SWIFTRCU_LIBRARY, then the installed library, then the build output."""
+"""Finding the C library: SWIFTRCU_LIBRARY, then the bundled library, then the system's, then the
+build output of the source tree."""
 
 from __future__ import annotations
 
@@ -9,17 +10,44 @@ from pathlib import Path
 import pytest
 
 import swiftrcu
-from conftest import PACKAGE_ROOT, library_env, run_python
+from conftest import PACKAGE_DIR, PACKAGE_ROOT, library_env, run_python
 
 LIBRARY = Path(swiftrcu.library_path)
 PRINT_PATH = "import swiftrcu; print(swiftrcu.library_path)"
 
 
 def isolated_package(tmp_path: Path) -> Path:
-    """A copy of the package outside the source tree, so that no build output is near it."""
+    """A copy of the package under test without a bundled library, outside the source tree, so
+    that no build output is near it."""
     root = tmp_path / "site"
-    shutil.copytree(PACKAGE_ROOT / "swiftrcu", root / "swiftrcu")
+    shutil.copytree(PACKAGE_DIR, root / "swiftrcu",
+                    ignore=shutil.ignore_patterns("__pycache__", "libswiftrcu.so"))
     return root
+
+
+def copy_library(libdir: Path) -> Path:
+    """Copies the library under test into `libdir` as libswiftrcu.so. A bundled library finds
+    its liburcu in ../swiftrcu.libs, which is copied along."""
+    libdir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(LIBRARY, libdir / "libswiftrcu.so")
+    libs = LIBRARY.parent.parent / "swiftrcu.libs"
+    if LIBRARY.parent == PACKAGE_DIR and libs.is_dir():
+        shutil.copytree(libs, libdir.parent / "swiftrcu.libs", dirs_exist_ok=True)
+    return libdir / "libswiftrcu.so"
+
+
+#: Records every attempt to start a process (audit events), then imports the package.
+SPAWN_WATCH = (
+    "import sys\n"
+    "spawned = []\n"
+    "def hook(event, args):\n"
+    "    if event in ('subprocess.Popen', 'os.posix_spawn', 'os.fork', 'os.exec', 'os.system'):\n"
+    "        spawned.append((event, args))\n"
+    "sys.addaudithook(hook)\n"
+    "import swiftrcu\n"
+    "print(swiftrcu.library_path)\n"
+    "print(spawned)\n"
+)
 
 
 def bare_env(package_root: Path, **extra: str) -> dict:
@@ -71,6 +99,16 @@ def test_loader_search_path(tmp_path: Path) -> None:
     assert Path(done.stdout.strip()).parent == LIBRARY.resolve().parent
 
 
+def test_loading_from_the_search_path_spawns_no_process(tmp_path: Path) -> None:
+    root = isolated_package(tmp_path)
+    env = bare_env(root, LD_LIBRARY_PATH=str(copy_library(tmp_path / "lib").parent))
+    done = run_python(SPAWN_WATCH, env, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    path, spawned = done.stdout.splitlines()
+    assert Path(path).parent == tmp_path / "lib"
+    assert spawned == "[]", spawned
+
+
 def test_pkg_config_libdir(tmp_path: Path) -> None:
     if shutil.which("pkg-config") is None:
         pytest.skip("pkg-config is not installed")
@@ -78,7 +116,7 @@ def test_pkg_config_libdir(tmp_path: Path) -> None:
         pytest.skip("a libswiftrcu is installed on the loader's search path")
     prefix = tmp_path / "prefix"
     (prefix / "lib" / "pkgconfig").mkdir(parents=True)
-    shutil.copy2(LIBRARY, prefix / "lib" / "libswiftrcu.so")
+    copy_library(prefix / "lib")
     (prefix / "lib" / "pkgconfig" / "swiftrcu.pc").write_text(
         f"prefix={prefix}\nlibdir=${{prefix}}/lib\nincludedir=${{prefix}}/include\n\n"
         "Name: swiftrcu\nDescription: test\nVersion: 0.1.0\nLibs: -L${libdir} -lswiftrcu\n")
@@ -96,6 +134,12 @@ def test_build_output_of_the_source_tree(tmp_path: Path) -> None:
         pytest.skip("the source tree has no build output")
     if installed_elsewhere():
         pytest.skip("a libswiftrcu is installed on the loader's search path")
+    # The build output links the system's liburcu; where that is missing (a machine that has
+    # only the wheel's copy), the library cannot load whoever looks for it.
+    loadable = run_python(f"import ctypes; ctypes.CDLL({str(build_lib)!r})",
+                          library_env(SWIFTRCU_LIBRARY=None, LD_LIBRARY_PATH=None))
+    if loadable.returncode != 0:
+        pytest.skip("the build output does not load here: " + loadable.stderr.strip()[-200:])
     env = bare_env(PACKAGE_ROOT)
     done = run_python(PRINT_PATH, env, cwd=str(tmp_path))
     assert done.returncode == 0, done.stderr
@@ -110,8 +154,8 @@ def test_nothing_found_names_every_place_looked(tmp_path: Path) -> None:
     assert done.returncode != 0
     err = done.stderr
     assert err.count("ImportError:") == 1, err
-    for place in ("SWIFTRCU_LIBRARY: not set", "the loader's search path (libswiftrcu.so.0)",
-                  "pkg-config", "build output"):
+    for place in ("SWIFTRCU_LIBRARY: not set", "the bundled library",
+                  "the loader's search path (libswiftrcu.so.0)", "pkg-config", "build output"):
         assert place in err, (place, err)
     # The build output is looked for at ../../build/lib from the directory holding the package.
     assert os.fspath(root.parents[1] / "build" / "lib" / "libswiftrcu.so") in err, err

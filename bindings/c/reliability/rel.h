@@ -18,7 +18,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "../../bindings/c/harness.h"
+#include "../harness.h"
 
 #define REL_LIVE 0x4C495645u   /* "LIVE" */
 #define REL_POISON 0xDEADBEEFu /* written by destroy before the memory goes away */

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus of fuzz_api (fuzz/corpus/): one small program per theme.
+"""Writes the seed corpus of fuzz_api (bindings/c/fuzz/corpus/): one small program per theme.
 
 The byte code is the one fuzz_api.c reads: an operation byte (value % 18 picks the call), then
 its argument bytes. Handle argument bytes: 0x00-0x7f a variable (value % 4 for pointers, % 6
