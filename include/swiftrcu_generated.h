@@ -350,7 +350,7 @@ char const * SWIFTRCU_NONNULL swiftrcu_version(void) SWIFTRCU_NOEXCEPT SWIFTRCU_
  * Any thread may call it, also inside a read-side critical section; it never blocks. It
  * reports this instance of the library only (a Swift program linking the SwiftRCU package has
  * a separate one).
- * Returns SWIFTRCU_OK; SWIFTRCU_EINVAL, changing nothing, for a NULL stats or an stats->size too
+ * Returns SWIFTRCU_OK; SWIFTRCU_EINVAL, changing nothing, for a NULL stats or a stats->size too
  * small to hold the size member and one counter.
  */
 int swiftrcu_stats_get(swiftrcu_stats * SWIFTRCU_NULLABLE stats)
