@@ -1,10 +1,14 @@
 // swift-tools-version: 6.1
 // SwiftRCU: an RCU-protected pointer for Swift, C and Python, built on liburcu (memb flavour).
 //
-// Three rooms, one target each (see README "Layout"):
-//   CLiburcuShim  - C: the only code that touches liburcu (inline read-side fast path, thread registry).
-//   SwiftRCU      - Swift core and Swift API (`Rcu`, `RcuGuard`, `RcuOld`).
-//   SwiftRCUCABI  - the C ABI: `@c` functions over opaque handles, shipped as libswiftrcu.so.
+// Three rooms (see README "Layout"); each calls only the rooms below it:
+//   CLiburcuShim  - room 1, C: the only code that touches liburcu (inline read-side fast path,
+//                   thread registry).
+//   SwiftRCUCore  - room 2, the Swift core: read sections, writer locks, deferred destruction;
+//                   package access only, no Swift concurrency.
+//   SwiftRCU      - room 3, the Swift API (`Rcu`, `RcuGuard`, `RcuOld`, the waits, async forms).
+//   SwiftRCUCABI  - room 3, the C ABI: `@c` functions over opaque handles, shipped as
+//                   libswiftrcu.so (it builds on the core, not on the Swift API).
 // SwiftRCUTypes is the hand-written public C header (include/swiftrcu_types.h) seen as a module.
 import PackageDescription
 
@@ -20,8 +24,11 @@ let package = Package(
             name: "CLiburcuShim",
             linkerSettings: [.linkedLibrary("urcu-memb"), .linkedLibrary("urcu-common"), .linkedLibrary("pthread")]
         ),
-        .target(name: "SwiftRCU", dependencies: ["CLiburcuShim"]),
-        .target(name: "SwiftRCUCABI", dependencies: ["SwiftRCU", "CLiburcuShim", "SwiftRCUTypes"]),
-        .testTarget(name: "SwiftRCUTests", dependencies: ["SwiftRCU", "SwiftRCUCABI", "SwiftRCUTypes"]),
+        .target(name: "SwiftRCUCore", dependencies: ["CLiburcuShim"]),
+        .target(name: "SwiftRCU", dependencies: ["SwiftRCUCore", "CLiburcuShim"]),
+        .target(name: "SwiftRCUCABI", dependencies: ["SwiftRCUCore", "CLiburcuShim", "SwiftRCUTypes"]),
+        .testTarget(
+            name: "SwiftRCUTests", dependencies: ["SwiftRCU", "SwiftRCUCore", "SwiftRCUCABI", "SwiftRCUTypes"]
+        ),
     ]
 )

@@ -13,11 +13,14 @@ mkdir -p "$out"
 
 # 1. The public surface.
 "$SWIFT" package --package-path "$root" dump-symbol-graph >/dev/null
-graph=$(find "$root/.build" -path '*symbolgraph/SwiftRCU.symbols.json' | head -n 1)
-python3 - "$graph" > "$out/public-api.txt" <<'PY'
+# The module and the core, whose one public type (RcuError) the module re-exports: the core
+# must have nothing else public.
+graphs=$(find "$root/.build" -path '*symbolgraph/SwiftRCU*.symbols.json' \
+  \( -name SwiftRCU.symbols.json -o -name SwiftRCUCore.symbols.json \))
+python3 - $graphs > "$out/public-api.txt" <<'PY'
 import json, sys
 rows = set()
-for s in json.load(open(sys.argv[1]))["symbols"]:
+for s in (s for path in sys.argv[1:] for s in json.load(open(path))["symbols"]):
     if s["accessLevel"] == "public":
         decl = "".join(f["spelling"] for f in s["declarationFragments"])
         rows.add(f'{s["kind"]["identifier"]:18} {".".join(s["pathComponents"])}: {decl}')

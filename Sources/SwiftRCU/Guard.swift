@@ -1,4 +1,4 @@
-// SwiftRCU core (room 2 of 3): the Swift read guard.
+// SwiftRCU Swift API (room 3 of 3, over the core): the Swift read guard.
 // SPDX-License-Identifier: LGPL-2.1-or-later
 
 import CLiburcuShim

@@ -1,7 +1,8 @@
-// SwiftRCU core (room 2 of 3): an unpublished object waiting for its grace period.
+// SwiftRCU Swift API (room 3 of 3, over the core): an unpublished object waiting for its grace period.
 // SPDX-License-Identifier: LGPL-2.1-or-later
 
 import CLiburcuShim
+import SwiftRCUCore
 
 /// An object that has been unpublished but may still be read by readers that found it earlier
 /// (the kernel's `RcuOld<P>`).

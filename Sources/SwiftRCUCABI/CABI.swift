@@ -7,7 +7,7 @@
 
 import CLiburcuShim
 import Glibc
-import SwiftRCU
+import SwiftRCUCore
 import SwiftRCUTypes
 
 /// The writer side of one C swiftrcu_ptr: who destroys its objects, and the writer lock.

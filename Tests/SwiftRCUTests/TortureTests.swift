@@ -5,6 +5,7 @@
 import Synchronization
 import Testing
 @testable import SwiftRCU
+@testable import SwiftRCUCore
 
 @Suite("Swift torture")
 struct TortureTests {
