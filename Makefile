@@ -55,8 +55,11 @@ DEMOPREFIX := $(CURDIR)/$(OUT)/demo-prefix
 WHEEL_TOOLS := $(CURDIR)/$(OUT)/wheel-tools
 WHEEL_VENV := $(CURDIR)/$(OUT)/wheel-venv
 
+# -z nodelete: the library stays mapped after dlclose, since threads that used it run its
+# thread-exit handler later and liburcu's call_rcu threads run its code.
 SWIFT_LIB_FLAGS := -c release --product swiftrcu -Xswiftc -static-stdlib \
 	-Xlinker -soname=$(SONAME) -Xlinker --version-script=$(CURDIR)/scripts/exports.map -Xswiftc -use-ld=lld \
+	-Xlinker -z -Xlinker nodelete \
 	-Xlinker --symbol-ordering-file=$(CURDIR)/scripts/read-path-order.txt
 GENERATED_SRC = $(shell $(SWIFT) build -c release --show-bin-path)/SwiftRCUCABI.build/include/SwiftRCUCABI-Swift.h
 HEADERS := include/swiftrcu.h include/swiftrcu_types.h include/swiftrcu_generated.h include/swiftrcu.hpp
@@ -164,7 +167,8 @@ wheel: lib
 test-python: wheel
 	rm -rf $(WHEEL_VENV) $(OUT)/python-test
 	$(PYTHON) -m venv $(WHEEL_VENV)
-	$(WHEEL_VENV)/bin/python -m pip install --quiet $(OUT)/dist/swiftrcu-*.whl pytest
+	$(WHEEL_VENV)/bin/python -m pip install --quiet $(OUT)/dist/swiftrcu-*.whl pytest mypy
+	cd bindings/python && $(WHEEL_VENV)/bin/python -m mypy --strict --cache-dir $(CURDIR)/$(OUT)/mypy-cache swiftrcu
 	mkdir -p $(OUT)/python-test
 	cd $(OUT)/python-test && env -u SWIFTRCU_LIBRARY -u LD_LIBRARY_PATH -u PYTHONPATH \
 	  $(WHEEL_VENV)/bin/python -m pytest -q -p no:cacheprovider --wheel $(CURDIR)/bindings/python/tests
@@ -174,6 +178,7 @@ test-python: wheel
 # The same suite against the source tree's package and the privately installed library.
 test-python-source: $(OUT)/.installed-test-prefix
 	scripts/ensure-python-deps.sh
+	cd bindings/python && $(PYTHON) -m mypy --strict swiftrcu
 	cd bindings/python && SWIFTRCU_LIBRARY=$(TESTPREFIX)/lib/$(LIBNAME) $(PYTHON) -m pytest -q tests
 
 # Reliability and fuzzing (bindings/c/reliability, bindings/c/fuzz): short runs in `make test`,

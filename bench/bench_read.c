@@ -217,7 +217,8 @@ static void writer_swiftrcu(uint64_t k) {
     o->value = k;
     swiftrcu_old *old;
     CHECK_RCU(swiftrcu_replace(sptr, o, &old));
-    CHECK_RCU(swiftrcu_old_free(old)); /* grace period; no destroy function */
+    if (old != NULL) /* NULL when `o` was published already (a run may start on either parity) */
+        CHECK_RCU(swiftrcu_old_free(old)); /* grace period; no destroy function */
 }
 
 static void writer_urcu(uint64_t k) {

@@ -105,7 +105,7 @@ def got_slots(path):
 
 CALLER_SAVED = {"rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11"}
 # offsetof(struct rcushim_thread, membarrier); the shim's header asserts the same value.
-MEMBARRIER_OFFSET = 0x17
+MEMBARRIER_OFFSET = 0x0f
 MEM = re.compile(r"(-?0x[0-9a-f]+)?\(%(\w+)\)")
 INSN = re.compile(r"^\s*([0-9a-f]+):\s+(.*)$")
 

@@ -49,20 +49,41 @@
  *   nothing.
  *
  * THREADS
- *   - Any thread may call any function. A thread is registered with liburcu on its first read
- *     lock (or any write), or by swiftrcu_thread_register(); it need not unregister before
- *     exiting. A thread that exits while holding read locks has them released at exit, so
- *     writers never wait for it forever. swiftrcu_thread_unregister() is for programs that also
- *     register the thread with liburcu-memb themselves (a registration the program made first is
- *     adopted and left to it).
- *   - A guard belongs to the thread that took it.
+ *   - Any thread may call any function. A thread is registered with liburcu on its first read lock
+ *     (or any write); it need not unregister before exiting. A thread that exits while holding read
+ *     locks has them released at exit, so writers never wait for it forever; one that exits inside a
+ *     copy_update callback (pthread_exit, cancellation) has the writer lock released too and its
+ *     update abandoned. Callbacks must return: longjmp out of one is forbidden.
+ *   - On a thread whose pthread key destructors run after the library's own (exiting), calls that
+ *     need a read section refuse and change nothing: SWIFTRCU_EPERM from read_section, replace,
+ *     copy_update, free, old_free, old_defer and thread_register; NULL from dereference, load,
+ *     load_retained, read_copy and old_object; read_lock gives a zeroed guard. Handles stay live
+ *     for other threads. Limit: a thread whose first use of the library is in glibc's last round of
+ *     key destructors is never unregistered from liburcu, and a later grace period may crash: use
+ *     the library on a thread before it starts exiting.
+ *   - A guard belongs to the thread that took it; guards nest and are unlocked innermost first.
+ *   - Calls that wait for a grace period (swiftrcu_free, swiftrcu_old_free, swiftrcu_synchronize,
+ *     swiftrcu_barrier) return SWIFTRCU_EDEADLK inside a read-side critical section instead of
+ *     hanging, and change nothing.
+ *   - Writers of one pointer are serialised inside the library; writers of different pointers run
+ *     in parallel. A copy_update callback runs inside a read-side critical section. A write that
+ *     would close a cycle of writers each waiting for another's pointer (copy_update(A) writing B
+ *     while copy_update(B) writes A) returns SWIFTRCU_EDEADLK and changes nothing.
+ *   - Signals: the read-side calls (read_lock, dereference, read_unlock, read_lock_dereference,
+ *     read_section, read_copy, load, load_retained, region_enter, region_exit) are async-signal-safe on a thread that has
+ *     already used the library and is not exiting; a handler's own sections nest inside the
+ *     interrupted one and must end before the handler returns.
  *   - fork(): the child may create, read, write, free, synchronize and barrier. Deferred destroys
  *     pending at the fork run in the child too (liburcu moves its queue there), each process on
  *     its own copy. An update another thread had in progress at the fork is lost in the child,
- *     and the child can write that pointer. Do not fork inside a read section while a deferred
- *     destroy is pending, nor while another thread's read section waits for the forking thread:
- *     liburcu's fork handler waits for a grace period and hangs (in the first case the library
- *     writes a warning to stderr first). See docs/c.md.
+ *     and the child can write that pointer. fork() inside a read section while another thread
+ *     waits for a grace period returns, but in that child grace periods are refused (see
+ *     swiftrcu_synchronize). Do not fork inside a read section while a deferred destroy is
+ *     pending, nor while another thread's read section waits for the forking thread: liburcu's
+ *     fork handler waits for a grace period and hangs (in the first case the library writes a
+ *     warning to stderr first). fork() from a destroy running deferred aborts with a message.
+ *     See docs/c.md.
+ *   - dlclose(): the library stays loaded (it is linked with -z nodelete).
  *
  * ERRORS AND VERSION
  *   Functions that can fail return SWIFTRCU_OK (0) or a negative status code (swiftrcu_types.h);
@@ -73,7 +94,9 @@
  *   swiftrcu_loader_bind(ptr, retain, if_null, &loader) binds a loader: a function without
  *   arguments that does what swiftrcu_load_retained() does with that pointer, for foreign
  *   function interfaces (such as Python's ctypes) where converting an argument costs more than
- *   the call. swiftrcu_loader_unbind() releases it.
+ *   the call. swiftrcu_loader_unbind() releases it. swiftrcu_prepare_fork(), called right before
+ *   fork() with the binding's own lock released, lets the fork handler find no grace-period wait
+ *   in progress (for bindings whose readers need that lock to leave their sections).
  *
  * REGIONS WITHOUT A GUARD, AND RETIRING ANY OBJECT
  *   swiftrcu_region_enter() / swiftrcu_region_exit() open and close a read-side critical section

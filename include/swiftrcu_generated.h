@@ -68,7 +68,8 @@ swiftrcu_ptr_ref SWIFTRCU_NULLABLE swiftrcu_new(void * SWIFTRCU_NULLABLE object,
  * destroy function) and releases the handle.
  * Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for NULL or a stale handle; SWIFTRCU_EDEADLK, changing
  * nothing, inside a read-side critical section (including a copy_update callback);
- * SWIFTRCU_EPERM on a thread that is exiting.
+ * SWIFTRCU_EPERM, changing nothing, on a thread that is exiting or where grace periods are
+ * refused (see swiftrcu_synchronize).
  */
 int swiftrcu_free(swiftrcu_ptr_ref SWIFTRCU_NULLABLE ptr) SWIFTRCU_NOEXCEPT;
 
@@ -80,7 +81,13 @@ int swiftrcu_free(swiftrcu_ptr_ref SWIFTRCU_NULLABLE ptr) SWIFTRCU_NOEXCEPT;
  * unregistering; read locks it still holds then are released at its exit, so writers are never
  * blocked forever. Never blocks, writes no shared memory.
  * Returns a zeroed guard, entering nothing, when the thread already holds 255 nested sections or is
- * exiting (it dereferences NULL and unlocks with SWIFTRCU_EPERM).
+ * exiting, or on its first use where grace periods are refused (see swiftrcu_synchronize); a
+ * zeroed guard dereferences NULL and unlocks with SWIFTRCU_EPERM.
+ * Async-signal-safe, like every read-side call (read_lock, dereference, read_unlock,
+ * read_lock_dereference, read_section, read_copy, load, load_retained), on a thread that has
+ * already used the library (so is registered) and is not exiting: a signal handler may take
+ * sections of its own while the interrupted code is anywhere in one of these calls, and must
+ * end them before it returns (it may not unlock the interrupted code's guards).
  */
 swiftrcu_guard swiftrcu_read_lock(void) SWIFTRCU_NOEXCEPT SWIFTRCU_WARN_UNUSED_RESULT;
 
@@ -208,13 +215,17 @@ int swiftrcu_in_read_section(void) SWIFTRCU_NOEXCEPT SWIFTRCU_WARN_UNUSED_RESULT
 
 /**
  * Publishes new_object (may be NULL); *old_out gets the previous object's old handle, or NULL
- * when it was NULL.
+ * when it was NULL. Publishing the object ptr publishes now changes nothing and gives
+ * *old_out == NULL (as a copy_update that returns current does): that object stays published.
  * Readers that already dereferenced keep the previous object; later readers see the new one. Safe
  * with concurrent writers on the same ptr (serialised inside) and any number of readers. Never
  * waits for a grace period, so it is allowed inside a read section.
  * Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for a NULL or stale ptr or a NULL old_out;
- * SWIFTRCU_EDEADLK from inside this ptr's own copy_update callback; SWIFTRCU_ENOMEM.
- * On any error nothing is published and *old_out (when old_out is not NULL) is set to NULL.
+ * SWIFTRCU_EDEADLK from inside this ptr's own copy_update callback, or when waiting for ptr's
+ * writer lock would deadlock (its holder waits, directly or through other writers, for a writer
+ * lock the caller holds: see swiftrcu_copy_update); SWIFTRCU_ENOMEM; SWIFTRCU_EPERM on a thread
+ * that is exiting (its thread-exit handlers are running). On any error nothing is published and
+ * *old_out (when old_out is not NULL) is set to NULL.
  */
 int swiftrcu_replace(swiftrcu_ptr_ref SWIFTRCU_NULLABLE ptr, void * SWIFTRCU_NULLABLE new_object,
                      swiftrcu_old_ref SWIFTRCU_NULLABLE * SWIFTRCU_NULLABLE old_out)
@@ -226,11 +237,22 @@ int swiftrcu_replace(swiftrcu_ptr_ref SWIFTRCU_NULLABLE ptr, void * SWIFTRCU_NUL
  * NULL.
  * update runs inside a read-side critical section: calls that wait for a grace period (free,
  * old_free, synchronize, barrier) return SWIFTRCU_EDEADLK there, and replace / copy_update / free
- * on the same ptr return SWIFTRCU_EDEADLK; writing another ptr works. Never waits for a grace
- * period itself, so it is allowed inside a read section.
+ * on the same ptr return SWIFTRCU_EDEADLK. Writing another ptr works, except where it would wait
+ * for ever: a write that would wait for a writer lock whose holder waits, directly or through
+ * other writers, for a writer lock the caller holds (thread 1 in copy_update(A) writes B while
+ * thread 2 in copy_update(B) writes A) is refused with SWIFTRCU_EDEADLK, changing nothing; the
+ * other writer of the cycle then goes on. Never waits for a grace period itself, so it is allowed
+ * inside a read section.
+ * update must return normally: longjmp out of it is forbidden (the writer lock and the read
+ * section would stay held, and every later writer and grace period would wait for ever). A thread
+ * that exits inside it (pthread_exit, or cancellation at a cancellation point) has the writer lock
+ * released by its thread-exit handler and the reserved old handle slot returned; its update is
+ * abandoned (nothing is published, whatever update had built is not destroyed by the library).
  * Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for a NULL or stale ptr, a NULL update or a NULL
- * old_out; SWIFTRCU_EDEADLK from inside this ptr's own copy_update callback; SWIFTRCU_ENOMEM
- * (then update was not called). On any error *old_out (when not NULL) is set to NULL.
+ * old_out; SWIFTRCU_EDEADLK from inside this ptr's own copy_update callback, or when waiting for
+ * the writer lock would deadlock (see above; update was not called); SWIFTRCU_ENOMEM (then update
+ * was not called); SWIFTRCU_EPERM on a thread that is exiting. On any error *old_out (when not
+ * NULL) is set to NULL.
  */
 int swiftrcu_copy_update(swiftrcu_ptr_ref SWIFTRCU_NULLABLE ptr,
                          swiftrcu_update_fn SWIFTRCU_NULLABLE update,
@@ -241,8 +263,9 @@ int swiftrcu_copy_update(swiftrcu_ptr_ref SWIFTRCU_NULLABLE ptr,
 /* ---- Old handles: unpublished objects, destroyed after a grace period ---- */
 
 /**
- * Returns the unpublished object of old; NULL for NULL or a stale handle. The object stays valid
- * until the old handle is freed or deferred.
+ * Returns the unpublished object of old; NULL for NULL or a stale handle, and on a thread that is
+ * exiting (the handle stays live there: another thread can read and free it). The object stays
+ * valid until the old handle is freed or deferred.
  */
 void * SWIFTRCU_NULLABLE swiftrcu_old_object(swiftrcu_const_old_ref SWIFTRCU_NULLABLE old)
     SWIFTRCU_NOEXCEPT SWIFTRCU_WARN_UNUSED_RESULT;
@@ -251,17 +274,25 @@ void * SWIFTRCU_NULLABLE swiftrcu_old_object(swiftrcu_const_old_ref SWIFTRCU_NUL
  * Waits for a grace period, destroys the object of old and releases the old handle.
  * Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for NULL or a stale handle (already freed or deferred);
  * SWIFTRCU_EDEADLK inside a read-side critical section, changing nothing: the old handle stays
- * the caller's and can be freed later.
+ * the caller's and can be freed later; SWIFTRCU_EPERM, changing nothing likewise, on a thread
+ * that is exiting or where grace periods are refused (see swiftrcu_synchronize).
  */
 int swiftrcu_old_free(swiftrcu_old_ref SWIFTRCU_NULLABLE old) SWIFTRCU_NOEXCEPT;
 
 /**
  * Hands old over: its object is destroyed after a grace period, asynchronously (call_rcu), on a
  * liburcu call_rcu thread. Never waits for a grace period; allowed inside a read section.
- * Memory stays bounded under a sustained stream: past 65536 pending destroys the library asks
- * liburcu for one call_rcu worker per CPU, and past 262144 a caller outside any read section
- * pauses (at most 10 ms per call) until fewer than half that many are pending.
- * Returns SWIFTRCU_OK, or SWIFTRCU_EINVAL for NULL or a stale handle (already freed or deferred).
+ * Memory stays bounded under a sustained stream of calls made outside read sections: past 65536
+ * pending destroys (in the process) the library asks liburcu for one call_rcu worker per CPU,
+ * and past 262144 a caller outside any read section pauses (at most 10 ms per call) until fewer
+ * than half that many are pending. Inside a read section no destroy can complete and the caller
+ * cannot be paused, so the queue grows with every call: there, past a hard limit of 2097152
+ * pending destroys, old_defer refuses with SWIFTRCU_ENOMEM (changing nothing: the old handle
+ * stays the caller's, to be freed or deferred once the section has ended). Releases that cannot
+ * report an error (the Swift API's RcuOld, dropped inside a section) are exempt from the limit.
+ * Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for NULL or a stale handle (already freed or deferred);
+ * SWIFTRCU_ENOMEM inside a read section past the hard limit; SWIFTRCU_EPERM, changing nothing,
+ * on a thread that is exiting.
  */
 int swiftrcu_old_defer(swiftrcu_old_ref SWIFTRCU_NULLABLE old) SWIFTRCU_NOEXCEPT;
 
@@ -270,14 +301,25 @@ int swiftrcu_old_defer(swiftrcu_old_ref SWIFTRCU_NULLABLE old) SWIFTRCU_NOEXCEPT
 /**
  * Waits for a grace period: every read-side critical section open when the call began has ended
  * when it returns.
- * Returns SWIFTRCU_OK, or SWIFTRCU_EDEADLK inside a read-side critical section.
+ * Grace periods are refused in a process forked by a thread inside a read-side critical section
+ * while another thread waited for a grace period (which may have been waiting for the forking
+ * thread, so fork does not wait for it): liburcu's grace-period lock, and maybe its registry
+ * lock, are held there by a thread that does not exist. There (and in its own forked children)
+ * every call that would wait for a grace period (swiftrcu_free, swiftrcu_old_free, this,
+ * swiftrcu_barrier) returns SWIFTRCU_EPERM at once, changing nothing; a thread's first
+ * registration is refused (swiftrcu_thread_register returns SWIFTRCU_EPERM, swiftrcu_read_lock a
+ * zeroed guard), liburcu's unregistration at thread exit is skipped, and deferred destroys never
+ * run. The forking thread keeps its sections and can still read, replace and copy_update.
+ * Returns SWIFTRCU_OK; SWIFTRCU_EDEADLK inside a read-side critical section; SWIFTRCU_EPERM
+ * where grace periods are refused (see above).
  */
 int swiftrcu_synchronize(void) SWIFTRCU_NOEXCEPT;
 
 /**
  * Waits until every destroy requested by swiftrcu_old_defer() before the call has run.
- * Returns SWIFTRCU_OK, or SWIFTRCU_EDEADLK inside a read-side critical section or from a destroy
- * function that is running deferred.
+ * Returns SWIFTRCU_OK; SWIFTRCU_EDEADLK inside a read-side critical section or from a destroy
+ * function that is running deferred; SWIFTRCU_EPERM where grace periods are refused (see
+ * swiftrcu_synchronize).
  */
 int swiftrcu_barrier(void) SWIFTRCU_NOEXCEPT;
 
@@ -311,7 +353,8 @@ int swiftrcu_call(swiftrcu_head * SWIFTRCU_NULLABLE head, swiftrcu_call_fn SWIFT
  * Registers the calling thread with liburcu now (read_lock does it on first use). Registering a
  * registered thread does nothing. A thread the program registered with liburcu-memb itself is
  * adopted, never registered twice.
- * Returns SWIFTRCU_OK, or SWIFTRCU_EPERM on a thread that is exiting.
+ * Returns SWIFTRCU_OK, or SWIFTRCU_EPERM on a thread that is exiting, and for a thread's first
+ * registration where grace periods are refused (see swiftrcu_synchronize).
  */
 int swiftrcu_thread_register(void) SWIFTRCU_NOEXCEPT;
 
@@ -386,6 +429,18 @@ int swiftrcu_loader_bind(swiftrcu_const_ptr_ref SWIFTRCU_NULLABLE ptr,
  */
 int swiftrcu_loader_unbind(swiftrcu_loader_fn SWIFTRCU_NULLABLE loader)
     SWIFTRCU_NOEXCEPT SWIFTRCU_WARN_UNUSED_RESULT;
+
+/**
+ * Prepares a fork() that the calling thread is about to make: waits until no grace-period wait of
+ * this library is in progress, and keeps new ones from starting until that fork, so the library's
+ * fork handler then waits for none. For bindings whose threads may need, to leave their read-side
+ * sections, a lock that the forking thread holds while it forks (Python's interpreter lock): call
+ * it with that lock released, right before fork(). Calling it again before the fork does nothing.
+ * Must be followed by fork() on the same thread (the fork handlers undo it, also when fork fails):
+ * until then every grace-period wait in the process except this thread's waits.
+ * Returns SWIFTRCU_OK; SWIFTRCU_EDEADLK, waiting for nothing, inside a read-side critical section.
+ */
+int swiftrcu_prepare_fork(void) SWIFTRCU_NOEXCEPT;
 
 #ifdef __cplusplus
 }

@@ -29,14 +29,16 @@ extern "C" {
  *  wrong kind. Nothing was changed. */
 #define SWIFTRCU_EINVAL (-22)
 /** A guard is not the calling thread's innermost held guard (already unlocked, another
- *  thread's, out of order, zeroed), or the call is not allowed in the thread's current state.
- *  Nothing was changed. */
+ *  thread's, out of order, zeroed), or the call is not allowed in the thread's current state
+ *  (exiting, or in a forked child where grace periods are refused). Nothing was changed. */
 #define SWIFTRCU_EPERM (-1)
 /** The call would wait forever: a grace-period wait inside a read-side critical section (or inside
- *  a copy_update callback, or a barrier inside a deferred destroy), or a write to a pointer from
- *  inside that pointer's own copy_update callback. Nothing was changed. */
+ *  a copy_update callback, or a barrier inside a deferred destroy), a write to a pointer from
+ *  inside that pointer's own copy_update callback, or a write that would close a cycle of writers
+ *  waiting for each other's pointers. Nothing was changed. */
 #define SWIFTRCU_EDEADLK (-35)
-/** Out of memory, or out of handles. Nothing was changed. */
+/** Out of memory, or out of handles (also old_defer inside a read section past its hard limit of
+ *  pending destroys). Nothing was changed. */
 #define SWIFTRCU_ENOMEM (-12)
 
 /**

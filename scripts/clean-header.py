@@ -76,6 +76,7 @@ GROUPS = [
     ("Bindings support", "entry points for foreign function interfaces (ctypes)", [
         "swiftrcu_loader_bind",
         "swiftrcu_loader_unbind",
+        "swiftrcu_prepare_fork",
     ]),
 ]
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /* What rcushim_current names before a thread has its state and after it exited; never written.
@@ -45,6 +46,17 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
  * threads are paused during fork and a barrier waits for them. */
 static pthread_rwlock_t gp_fork_lock = PTHREAD_RWLOCK_INITIALIZER;
 
+/* Held for reading around every grace-period wait (rcushim_synchronize), and for writing from
+ * rcushim_prepare_fork, or else from before_fork, until the fork is done. It lets a binding wait
+ * for the grace periods in progress before fork() begins, without holding a lock of its own that
+ * their readers may need (Python's interpreter lock), and without blocking first-use
+ * registration, which takes only gp_fork_lock.
+ *
+ * Invariants: `fork_prepared` is 1 exactly while the calling thread holds sync_fork_lock for
+ * writing; lock order: sync_fork_lock before gp_fork_lock. */
+static pthread_rwlock_t sync_fork_lock = PTHREAD_RWLOCK_INITIALIZER;
+static __thread int fork_prepared;
+
 /* The C ABI's handle table (see Handles.swift); the free list starts empty (UINT32_MAX). */
 uintptr_t rcushim_directory_storage[RCUSHIM_DIRECTORY_SIZE] __attribute__((aligned(64)));
 unsigned char rcushim_first_segment_storage[RCUSHIM_FIRST_SEGMENT_BYTES] __attribute__((aligned(64)));
@@ -58,6 +70,25 @@ void rcushim_table_lock(void) { pthread_mutex_lock(&table_lock); }
 void rcushim_table_unlock(void) { pthread_mutex_unlock(&table_lock); }
 
 static pthread_key_t exit_key;
+
+int rcushim_gp_refused;
+
+/*
+ * Writers waiting for a writer lock, for the detection of wait-for cycles.
+ *
+ * Invariants: `waiters` links, through `next`, one entry per thread parked (or about to park) in
+ * rcushim_writer_lock_wait, naming the lock it waits for; each entry lives in that call's frame
+ * and is unlinked before it returns; the list is only touched with `waiters_lock` held.
+ */
+struct waiter {
+    struct waiter *next;
+    uint64_t serial;
+    struct rcushim_writer_lock *lock;
+};
+static struct waiter *waiters;
+static pthread_mutex_t waiters_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define CYCLE_MAX RCUSHIM_CYCLE_MAX
 
 /*
  * Thread serials. `serial_counter` is inherited by a forked child, so the serials a process hands
@@ -95,7 +126,9 @@ static struct rcushim_thread *own_state(void) {
 /* Leaves the registry and undoes the library's own liburcu registration (an adopted one stays). */
 static void release_registration(struct rcushim_thread *t) {
     registry_remove(&registry_link);
-    if (t->owns_registration && URCU_TLS(urcu_memb_reader).registered) {
+    /* In a child forked while a grace period was waiting, liburcu's registry lock may be held
+     * by a thread that does not exist there: leave the record linked (no scan ever runs there). */
+    if (t->owns_registration && URCU_TLS(urcu_memb_reader).registered && !rcushim_gp_refused) {
         pthread_rwlock_rdlock(&gp_fork_lock);
         urcu_memb_unregister_thread();
         pthread_rwlock_unlock(&gp_fork_lock);
@@ -111,9 +144,20 @@ static void release_registration(struct rcushim_thread *t) {
 static void on_thread_exit(void *unused) {
     (void)unused;
     struct rcushim_thread *t = own_state();
-    rcushim_current = &exited_placeholder;
-    if (t == NULL)
+    if (t == NULL) {
+        rcushim_current = &exited_placeholder;
         return;
+    }
+    /* Writer locks first (a copy_update callback left by pthread_exit or cancellation): each
+     * holder's abandon step (the C ABI returns the old handle slot it had reserved), then the
+     * release, which wakes a waiting writer. Nothing of the unfinished update was published. */
+    while (t->held_locks != NULL) {
+        struct rcushim_writer_lock *l = t->held_locks;
+        if (l->abandon != NULL)
+            l->abandon(l->abandon_arg);
+        rcushim_writer_lock_release(l, t);
+    }
+    rcushim_current = &exited_placeholder;
     if (t->ready) {
         rcushim_stats_add(&rcushim_stats.threads_exited_in_section, t->depth > 0);
         while (t->depth > 0) {
@@ -125,11 +169,39 @@ static void on_thread_exit(void *unused) {
     free(t);
 }
 
+/* Whether before_fork took gp_fork_lock (it does not when that could deadlock, see there). */
+static int fork_took_gp_lock;
+
+/* Takes gp_fork_lock for writing within about `ms` milliseconds; 0 when it could not. */
+static int gp_fork_lock_within(int ms) {
+    for (int waited = 0;; waited++) {
+        if (pthread_rwlock_trywrlock(&gp_fork_lock) == 0)
+            return 1;
+        if (waited >= ms)
+            return 0;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static void before_fork(void) {
+    /* A fork from a destroy that runs deferred: liburcu's handler below waits for the call_rcu
+     * thread it runs on to pause, for ever. A fork handler cannot make fork() fail: say so and
+     * stop rather than hang without a word. */
+    struct rcushim_thread *self = own_state();
+    if (self != NULL && self->in_callback) {
+        static const char msg[] =
+            "swiftrcu: fork() called from a destroy function running deferred (on a liburcu "
+            "call_rcu thread): liburcu's fork handler would wait for that thread for ever; "
+            "aborting\n";
+        (void)!write(2, msg, sizeof msg - 1);
+        abort();
+    }
     /* liburcu's handler below waits for its call_rcu threads to pause, and one with destroys to
      * run first waits for a grace period, which waits for this thread's open section: a deadlock
      * the library cannot avoid (see README). Say so rather than hang without a word. */
-    if (rcushim_read_ongoing() && rcushim_deferred_pending() > 0) {
+    int in_section = rcushim_read_ongoing();
+    if (in_section && rcushim_deferred_pending() > 0) {
         static const char msg[] =
             "swiftrcu: fork() called inside a read-side critical section while deferred destroys "
             "are pending: liburcu's fork handler waits for a grace period that waits for this "
@@ -137,7 +209,22 @@ static void before_fork(void) {
         (void)!write(2, msg, sizeof msg - 1);
     }
     urcu_memb_call_rcu_before_fork();
-    pthread_rwlock_wrlock(&gp_fork_lock);
+    /* A fork the binding prepared holds sync_fork_lock already; outside a read section take it
+     * here, so no grace-period wait is in progress at the fork. */
+    if (!fork_prepared && !in_section) {
+        pthread_rwlock_wrlock(&sync_fork_lock);
+        fork_prepared = 1; /* INVARIANT: held for writing */
+    }
+    /* Inside a read section, a thread waiting for a grace period (which holds gp_fork_lock for
+     * reading) may be waiting for this very thread: do not wait for it beyond a moment. Then the
+     * child may inherit liburcu's grace-period and registry locks held by a thread that does not
+     * exist there, and refuses everything that would take them (rcushim_gp_refused). */
+    if (in_section) {
+        fork_took_gp_lock = gp_fork_lock_within(20);
+    } else {
+        pthread_rwlock_wrlock(&gp_fork_lock);
+        fork_took_gp_lock = 1;
+    }
     pthread_mutex_lock(&registry_lock);
     pthread_mutex_lock(&table_lock);
 }
@@ -145,7 +232,12 @@ static void before_fork(void) {
 static void after_fork_parent(void) {
     pthread_mutex_unlock(&table_lock);
     pthread_mutex_unlock(&registry_lock);
-    pthread_rwlock_unlock(&gp_fork_lock);
+    if (fork_took_gp_lock)
+        pthread_rwlock_unlock(&gp_fork_lock);
+    if (fork_prepared) {
+        fork_prepared = 0; /* INVARIANT: released next */
+        pthread_rwlock_unlock(&sync_fork_lock);
+    }
     urcu_memb_call_rcu_after_fork_parent();
 }
 
@@ -178,11 +270,18 @@ static void after_fork_child(void) {
             p = &entry->next;
         }
     }
+    if (!fork_took_gp_lock)
+        rcushim_gp_refused = 1; /* inherited by this child's own children */
+    /* Waiters for writer locks were other threads (the forking thread was not waiting). */
+    waiters = NULL;
+    pthread_mutex_init(&waiters_lock, NULL);
     /* The child's only thread has a new thread id, and glibc's rwlock unlock decides between a
      * read and a write unlock by comparing it: start the locks afresh instead of unlocking. */
     pthread_mutex_init(&table_lock, NULL);
     pthread_mutex_init(&registry_lock, NULL);
     pthread_rwlock_init(&gp_fork_lock, NULL);
+    pthread_rwlock_init(&sync_fork_lock, NULL);
+    fork_prepared = 0; /* INVARIANT: the lock is new */
     urcu_memb_call_rcu_after_fork_child();
 }
 
@@ -222,6 +321,13 @@ uint64_t rcushim_thread_serial(void) {
     return own_serial();
 }
 
+struct rcushim_thread *rcushim_writer_self_slow(void) {
+    if (rcushim_current == &exited_placeholder)
+        return NULL;
+    struct rcushim_thread *t = own_state();
+    return t != NULL ? t : new_state();
+}
+
 /* Whether the thread with serial `serial` exists in this process (see `fork_mark`). */
 static int serial_alive(uint64_t serial) { return serial > fork_mark || serial == survivor; }
 
@@ -229,11 +335,77 @@ static long futex_call(uint32_t *addr, int op, uint32_t value) {
     return syscall(SYS_futex, addr, op, value, NULL, NULL, 0);
 }
 
-void rcushim_writer_lock_wait(struct rcushim_writer_lock *l, uint64_t serial) {
+/* The lock the thread with serial `serial` waits for, or NULL. Requires waiters_lock. */
+static struct rcushim_writer_lock *waited_for(uint64_t serial, int *count) {
+    struct rcushim_writer_lock *found = NULL;
+    *count = 0;
+    for (struct waiter *w = waiters; w != NULL; w = w->next) {
+        ++*count;
+        if (w->serial == serial)
+            found = w->lock;
+    }
+    return found;
+}
+
+/*
+ * Whether the thread with serial `serial` waiting for `l` would close a wait-for cycle: the
+ * holder of `l` waits for a lock whose holder waits ... for a lock `serial` holds. Returns the
+ * cycle's length (and records it in the thread's state), or 0. Requires waiters_lock, which every
+ * waiter holds while it checks and links itself, so of the threads that close a cycle the last
+ * one to start waiting sees all the others' entries. A holder that took the lock it is still
+ * listed as waiting for (between its exchange and its unlinking) ends the walk: it waits for
+ * nothing.
+ */
+static int find_cycle(struct rcushim_writer_lock *l, uint64_t serial) {
+    uint64_t path[CYCLE_MAX];
+    int length = 0;
+    path[length++] = serial;
+    struct rcushim_writer_lock *cur = l;
+    for (int steps = 0, bound = 1; steps <= bound; steps++) {
+        /* Ordering: relaxed; the holders and waiters that form a cycle are all blocked, so
+         * their words do not change while it exists. */
+        uint64_t holder = __atomic_load_n(&cur->word, __ATOMIC_RELAXED) >> 1;
+        if (holder == 0)
+            return 0;
+        if (holder == serial) {
+            /* Recorded in the thread's state (kept out of TLS, see rcushim_current); a thread that
+             * is exiting has none, and its refusal names no threads. */
+            struct rcushim_thread *t = own_state();
+            if (t != NULL) {
+                t->last_cycle_length = (uint32_t)length;
+                memcpy(t->last_cycle, path, sizeof path[0] * (size_t)(length < CYCLE_MAX ? length : CYCLE_MAX));
+            }
+            return length;
+        }
+        struct rcushim_writer_lock *next = waited_for(holder, &bound);
+        if (next == NULL || next == cur)
+            return 0;
+        if (length < CYCLE_MAX)
+            path[length] = holder;
+        length++;
+        cur = next;
+    }
+    return 0;
+}
+
+int rcushim_writer_cycle(uint64_t *out, int capacity) {
+    struct rcushim_thread *t = own_state();
+    if (t == NULL)
+        return 0;
+    int length = (int)t->last_cycle_length;
+    for (int i = 0; i < length && i < CYCLE_MAX && i < capacity; i++)
+        out[i] = t->last_cycle[i];
+    return length;
+}
+
+int rcushim_writer_lock_wait(struct rcushim_writer_lock *l, uint64_t serial) {
     /* Spin a little first: writers usually hold the lock only for a pointer exchange. Once this
      * thread has parked it takes the lock with the waiter bit set: a release wakes one waiter
-     * and clears the bit, so the woken one restores it for those still parked. */
+     * and clears the bit, so the woken one restores it for those still parked. Before it first
+     * parks it checks for a wait-for cycle and lists itself as waiting for `l`. */
     uint64_t parked = 0;
+    struct waiter self = {NULL, serial, l};
+    int listed = 0;
     for (int spins = 0;; spins++) {
         /* Ordering: acquire pairs with the release increment in rcushim_writer_lock_wake, so a
          * `word` loaded after it is at least as new as the release that moved the count on (a
@@ -248,12 +420,24 @@ void rcushim_writer_lock_wait(struct rcushim_writer_lock *l, uint64_t serial) {
             /* Ordering: acquire, as in rcushim_writer_lock_acquire. */
             if (__atomic_compare_exchange_n(&l->word, &cur, serial << 1 | parked, 0, __ATOMIC_ACQUIRE,
                                             __ATOMIC_RELAXED))
-                return;
+                break;
             continue;
         }
         if (spins < 100) {
             caa_cpu_relax();
             continue;
+        }
+        if (!listed) {
+            pthread_mutex_lock(&waiters_lock);
+            int cycle = find_cycle(l, serial);
+            if (cycle == 0) {
+                self.next = waiters;
+                waiters = &self;
+                listed = 1;
+            }
+            pthread_mutex_unlock(&waiters_lock);
+            if (cycle != 0)
+                return cycle;
         }
         /* Ordering: relaxed; the bit only has to be in `word` before the holder's exchange reads
          * it, which the single modification order of `word` decides. */
@@ -264,6 +448,17 @@ void rcushim_writer_lock_wait(struct rcushim_writer_lock *l, uint64_t serial) {
         (void)futex_call(&l->wake_seq, FUTEX_WAIT_PRIVATE, seq);
         parked = 1;
     }
+    if (listed) {
+        pthread_mutex_lock(&waiters_lock);
+        for (struct waiter **p = &waiters; *p != NULL; p = &(*p)->next) {
+            if (*p == &self) {
+                *p = self.next;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&waiters_lock);
+    }
+    return 0;
 }
 
 void rcushim_writer_lock_wake(struct rcushim_writer_lock *l) {
@@ -287,6 +482,8 @@ struct rcushim_thread *rcushim_thread_init(void) {
         /* First use, or the program unregistered the thread from liburcu behind our back. */
         if (t->depth != 0)
             return NULL; /* our sections were lost with that registration: refuse, do not guess */
+        if (rcushim_gp_refused)
+            return NULL; /* liburcu's registry lock may be held by a thread that is gone */
         pthread_rwlock_rdlock(&gp_fork_lock);
         urcu_memb_register_thread();
         pthread_rwlock_unlock(&gp_fork_lock);
@@ -328,11 +525,27 @@ void rcushim_guard_moved(void) {
     abort();
 }
 
-void rcushim_synchronize(void) {
+int rcushim_synchronize(void) {
+    if (rcushim_gp_refused)
+        return -1;
+    /* A thread that prepared a fork holds sync_fork_lock already (for writing). */
+    int prepared = fork_prepared;
+    if (!prepared)
+        pthread_rwlock_rdlock(&sync_fork_lock);
     pthread_rwlock_rdlock(&gp_fork_lock);
     urcu_memb_synchronize_rcu();
     pthread_rwlock_unlock(&gp_fork_lock);
+    if (!prepared)
+        pthread_rwlock_unlock(&sync_fork_lock);
     rcushim_stats_grace_period();
+    return 0;
+}
+
+void rcushim_prepare_fork(void) {
+    if (fork_prepared)
+        return;
+    pthread_rwlock_wrlock(&sync_fork_lock);
+    fork_prepared = 1; /* INVARIANT: held for writing */
 }
 
 /* Aligned to a cache line: the release build places the read path's functions first in .text

@@ -30,7 +30,9 @@ public struct RcuGuard: ~Copyable {
 
     /// Enters a read-side critical section (`readLock()` says the same).
     ///
-    /// Traps when the thread is exiting (its thread-exit handlers are running).
+    /// Traps when the thread is exiting (its thread-exit handlers are running), or cannot be
+    /// registered with liburcu: on its first use in a forked child where grace periods are refused
+    /// (see `synchronizeRCU()`).
     @available(
         *, noasync,
         message: "a read section must not span an await: use withReadLock { } or Rcu.dereference with a synchronous closure"
@@ -62,7 +64,7 @@ extension RcuGuard: Sendable {}
 /// Stops the program: a read section cannot be entered on a thread that is exiting.
 @usableFromInline @inline(never)
 func guardOnExitingThread() -> Never {
-    fatalError("RcuGuard: the thread is exiting")
+    fatalError("RcuGuard: the thread is exiting, or cannot register (a forked child refusing grace periods)")
 }
 
 /// Acquires the RCU read lock (the kernel's `rcu::read_lock()`).

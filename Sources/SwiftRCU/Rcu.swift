@@ -61,11 +61,22 @@ public final class Rcu<Value: AnyObject & Sendable>: @unchecked Sendable {
     /// with concurrent writers (they are serialised) and any number of readers. Never waits for a
     /// grace period, so it may be called inside a read-side critical section.
     ///
-    /// Traps when called from inside this pointer's own `copyUpdate` closure.
+    /// Publishing the object published now (`===`), or `nil` when there is none, changes nothing
+    /// and returns `nil` (as a `copyUpdate` that returns the current object does).
+    ///
+    /// Traps when called from inside this pointer's own `copyUpdate` closure, and when waiting for
+    /// the writer lock would deadlock: the lock's holder waits, directly or through other writers,
+    /// for a writer lock this thread holds (two `copyUpdate` closures each writing the other's
+    /// pointer); the message names the threads of the cycle.
     @discardableResult
     public func replace(_ new: Value?) -> RcuOld<Value>? {
         precondition(!writer.isHeldByCurrentThread, "Rcu.replace called from inside its own copyUpdate")
-        let old = writer.withLock { publish(new) }
+        let old = writer.withLock { () -> UInt in
+            let newBits = new.map { UInt(bitPattern: Unmanaged.passUnretained($0).toOpaque()) } ?? 0
+            // Ordering: relaxed; writers are serialised by `writer`, which orders their stores.
+            guard pointer.load(ordering: .relaxed) != newBits else { return 0 }
+            return publish(new)
+        }
         return RcuOld(bits: old)
     }
 
@@ -73,9 +84,12 @@ public final class Rcu<Value: AnyObject & Sendable>: @unchecked Sendable {
     /// writers excluded while `update` runs.
     ///
     /// Returning the current object itself (`===`), or `nil` when there is none, publishes nothing
-    /// and returns `nil`. An error thrown by `update` publishes nothing and is rethrown.
+    /// and returns `nil`. An error thrown by `update` publishes nothing and is rethrown. `update`
+    /// must return or throw: a thread that exits inside it (`pthread_exit`, cancellation) has the
+    /// writer lock released at its exit and publishes nothing; `longjmp` out of it is forbidden.
     ///
-    /// Traps when called from inside this pointer's own `copyUpdate` closure.
+    /// Traps when called from inside this pointer's own `copyUpdate` closure, and, naming the
+    /// threads of the cycle, when waiting for the writer lock would deadlock (see `replace`).
     public func copyUpdate<E: Error>(_ update: (Value?) throws(E) -> Value?) throws(E) -> RcuOld<Value>? {
         precondition(!writer.isHeldByCurrentThread, "Rcu.copyUpdate called from inside its own copyUpdate")
         let outcome: Result<UInt, E> = writer.withLock {

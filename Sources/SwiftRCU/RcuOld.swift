@@ -10,7 +10,10 @@ import SwiftRCUCore
 /// Dropping it (or `free()`) waits for a grace period, then releases the object; `deferRelease()`
 /// releases it after a grace period without waiting (liburcu's `call_rcu`); `await release()`
 /// suspends the task for the grace period instead of blocking its thread. Inside a read-side
-/// critical section a wait could never end, so there a drop defers instead of waiting.
+/// critical section a wait could never end, so there a drop defers instead of waiting; since a drop
+/// cannot report an error, it is exempt from the C ABI's hard limit on destroys deferred inside
+/// read sections (`swiftrcu_old_defer`). Where grace periods are refused (a forked child, see
+/// `synchronizeRCU()`) a dropped object is never released.
 ///
 /// In async code, prefer `await release()` or `deferRelease()`: a drop or `free()` blocks one of
 /// the few threads of Swift's cooperative pool for a grace period.
@@ -63,7 +66,9 @@ public struct RcuOld<Value: AnyObject & Sendable>: ~Copyable, @unchecked Sendabl
             Self.releaseLater(bits)
             return
         }
-        try? synchronizeRCU()
+        // Where grace periods are refused (a child forked while one was waiting, see
+        // `synchronizeRCU()`) no wait can prove the object unused: it is kept, never released.
+        guard (try? synchronizeRCU()) != nil else { return }
         // SAFETY: a grace period has passed since the object was unpublished, so no reader holds
         // it; the retain released here is the one this `RcuOld` owned (type invariant).
         Unmanaged<Value>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).release()
@@ -75,7 +80,7 @@ public struct RcuOld<Value: AnyObject & Sendable>: ~Copyable, @unchecked Sendabl
         if !deferDestroy(object: raw, destroy: releaseRetained, context: nil) {
             // No memory for the record: wait here instead, if waiting is allowed at all.
             if !ReadSide.isInSection {
-                try? synchronizeRCU()
+                guard (try? synchronizeRCU()) != nil else { return } // refused: kept, see deinit
                 releaseRetained(raw, nil)
                 rcushim_stats_destroyed()
             } else {

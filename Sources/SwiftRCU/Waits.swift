@@ -15,10 +15,12 @@ import Synchronization
 /// suspends the task instead and leaves the thread to other tasks.
 ///
 /// - Throws: `RcuError.deadlock`, waiting for nothing, when the calling thread is itself inside a
-///   read-side critical section (the wait could never end).
+///   read-side critical section (the wait could never end); `RcuError.notPermitted`, waiting for
+///   nothing, in a process forked while a grace period was waiting for the forking thread's
+///   section (see `swiftrcu_synchronize` in the C header), where grace periods are refused.
 public func synchronizeRCU() throws(RcuError) {
     guard !ReadSide.isInSection else { throw RcuError.counted(.deadlock) }
-    rcushim_synchronize()
+    guard rcushim_synchronize() == 0 else { throw RcuError.counted(.notPermitted) }
 }
 
 /// Waits until every deferred release requested before the call has run (liburcu's `rcu_barrier`).
@@ -27,9 +29,11 @@ public func synchronizeRCU() throws(RcuError) {
 /// suspends the task instead.
 ///
 /// - Throws: `RcuError.deadlock` inside a read-side critical section, or from inside a deferred
-///   release itself (it would wait for its own completion).
+///   release itself (it would wait for its own completion); `RcuError.notPermitted` where grace
+///   periods are refused (as for `synchronizeRCU()`).
 public func rcuBarrier() throws(RcuError) {
     guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { throw RcuError.counted(.deadlock) }
+    guard rcushim_grace_periods_refused() == 0 else { throw RcuError.counted(.notPermitted) }
     _ = rcushim_ready_self() // liburcu's barrier queues callbacks: it wants a registered caller
     rcushim_barrier()
 }
@@ -42,6 +46,7 @@ public func rcuBarrier() throws(RcuError) {
 ///   (the task would wait for a section that only it can end).
 public func synchronizeRCU() async throws(RcuError) {
     guard !ReadSide.isInSection else { throw RcuError.counted(.deadlock) }
+    guard rcushim_grace_periods_refused() == 0 else { throw RcuError.counted(.notPermitted) }
     await afterGracePeriod()
 }
 
@@ -53,6 +58,7 @@ public func synchronizeRCU() async throws(RcuError) {
 /// - Throws: `RcuError.deadlock` inside a read-side critical section or a deferred release.
 public func rcuBarrier() async throws(RcuError) {
     guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { throw RcuError.counted(.deadlock) }
+    guard rcushim_grace_periods_refused() == 0 else { throw RcuError.counted(.notPermitted) }
     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
         BarrierThread.shared.enqueue(continuation)
     }
@@ -64,7 +70,7 @@ func afterGracePeriod() async {
     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
         let box = Unmanaged.passRetained(ContinuationBox(continuation))
         if !deferDestroy(object: box.toOpaque(), destroy: resumeContinuation, context: nil) {
-            rcushim_synchronize()
+            _ = rcushim_synchronize()
             box.takeRetainedValue().continuation.resume()
         }
     }

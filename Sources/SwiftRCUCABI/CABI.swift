@@ -83,7 +83,7 @@ public func swiftrcu_strerror(_ status: CInt) -> UnsafePointer<CChar> {
     case RcuError.notPermitted.rawValue:
         text = "SWIFTRCU_EPERM: not permitted: guard is not the thread's innermost held guard, or call not allowed now"
     case RcuError.deadlock.rawValue:
-        text = "SWIFTRCU_EDEADLK: would deadlock: grace-period wait inside a read-side critical section, or re-entrant write"
+        text = "SWIFTRCU_EDEADLK: would deadlock: grace-period wait inside a read-side critical section, re-entrant write, or a cycle of writers"
     case RcuError.outOfMemory.rawValue: text = "SWIFTRCU_ENOMEM: out of memory or out of handles"
     default: text = "SWIFTRCU_UNKNOWN: unknown status"
     }
@@ -116,12 +116,14 @@ public func swiftrcu_new(
 ///
 /// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for NULL or a stale handle; SWIFTRCU_EDEADLK, changing
 /// nothing, inside a read-side critical section (including a copy_update callback);
-/// SWIFTRCU_EPERM on a thread that is exiting.
+/// SWIFTRCU_EPERM, changing nothing, on a thread that is exiting or where grace periods are
+/// refused (see swiftrcu_synchronize).
 @c(swiftrcu_free)
 @discardableResult
 public func swiftrcu_free(_ ptr: swiftrcu_ptr_ref?) -> CInt {
     guard let ptr else { return status(.invalidArgument) }
     guard !ReadSide.isInSection else { return status(.deadlock) }
+    guard rcushim_grace_periods_refused() == 0 else { return status(.notPermitted) }
     let handle = bits(ptr)
     let found: (UnsafeMutablePointer<HandleSlot>, Unmanaged<PtrState>)?? = ReadSide.withInternalSection {
         guard let slot = HandleTable.lookup(handle, .ptr) else { return nil }
@@ -132,8 +134,9 @@ public func swiftrcu_free(_ ptr: swiftrcu_ptr_ref?) -> CInt {
     guard let found else { return status(.notPermitted) }
     guard let (slot, state) = found else { return status(.invalidArgument) }
     // Every writer that found the handle live is inside a read section: after this grace period
-    // none is left, and no new one can find it. The slot stays ours until `release`.
-    rcushim_synchronize()
+    // none is left, and no new one can find it. The slot stays ours until `release`. (Grace
+    // periods are refused only in a forked child, from its start: checked above.)
+    _ = rcushim_synchronize()
     // Ordering: acquire pairs with the last writer's release exchange.
     let object = slot.pointee.word1.exchange(0, ordering: .acquiring)
     let s = state.takeRetainedValue()
@@ -152,7 +155,14 @@ public func swiftrcu_free(_ ptr: swiftrcu_ptr_ref?) -> CInt {
 /// blocked forever. Never blocks, writes no shared memory.
 ///
 /// Returns a zeroed guard, entering nothing, when the thread already holds 255 nested sections or is
-/// exiting (it dereferences NULL and unlocks with SWIFTRCU_EPERM).
+/// exiting, or on its first use where grace periods are refused (see swiftrcu_synchronize); a
+/// zeroed guard dereferences NULL and unlocks with SWIFTRCU_EPERM.
+///
+/// Async-signal-safe, like every read-side call (read_lock, dereference, read_unlock,
+/// read_lock_dereference, read_section, read_copy, load, load_retained), on a thread that has
+/// already used the library (so is registered) and is not exiting: a signal handler may take
+/// sections of its own while the interrupted code is anywhere in one of these calls, and must
+/// end them before it returns (it may not unlock the interrupted code's guards).
 @c(swiftrcu_read_lock)
 public func swiftrcu_read_lock() -> swiftrcu_guard {
     let t = rcushim_self()
@@ -583,7 +593,9 @@ private func publish(
 
 /// The part replace and copy_update share: inside an internal read section (which keeps the ptr's
 /// slot and state alive), refuse a stale ptr and a re-entrant write, reserve a slot for the old
-/// handle, then run body with the writer lock held; body's result goes to *old_out.
+/// handle, then run body with the writer lock held (refused when waiting for it would deadlock;
+/// if the thread exits inside body, its exit handler returns the slot); body's result goes to
+/// *old_out.
 @inline(__always)
 private func write(
     _ ptr: swiftrcu_ptr_ref, _ old_out: UnsafeMutablePointer<swiftrcu_old_ref?>,
@@ -595,7 +607,13 @@ private func write(
         return state(of: slot)._withUnsafeGuaranteedRef { state in
             guard !state.writer.isHeldByCurrentThread else { return status(.deadlock) }
             guard let old = HandleTable.reserve(.old) else { return status(.outOfMemory) }
-            old_out.pointee = state.writer.withLock { body(slot, state, old) }
+            guard let result = state.writer.withLockUnlessDeadlock(abandon: abandonOldSlot, old.handle, {
+                body(slot, state, old)
+            }) else {
+                HandleTable.release(old.handle)
+                return status(.deadlock)
+            }
+            old_out.pointee = result
             return SWIFTRCU_OK
         }
     }
@@ -603,15 +621,19 @@ private func write(
 }
 
 /// Publishes new_object (may be NULL); *old_out gets the previous object's old handle, or NULL
-/// when it was NULL.
+/// when it was NULL. Publishing the object ptr publishes now changes nothing and gives
+/// *old_out == NULL (as a copy_update that returns current does): that object stays published.
 ///
 /// Readers that already dereferenced keep the previous object; later readers see the new one. Safe
 /// with concurrent writers on the same ptr (serialised inside) and any number of readers. Never
 /// waits for a grace period, so it is allowed inside a read section.
 ///
 /// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for a NULL or stale ptr or a NULL old_out;
-/// SWIFTRCU_EDEADLK from inside this ptr's own copy_update callback; SWIFTRCU_ENOMEM.
-/// On any error nothing is published and *old_out (when old_out is not NULL) is set to NULL.
+/// SWIFTRCU_EDEADLK from inside this ptr's own copy_update callback, or when waiting for ptr's
+/// writer lock would deadlock (its holder waits, directly or through other writers, for a writer
+/// lock the caller holds: see swiftrcu_copy_update); SWIFTRCU_ENOMEM; SWIFTRCU_EPERM on a thread
+/// that is exiting (its thread-exit handlers are running). On any error nothing is published and
+/// *old_out (when old_out is not NULL) is set to NULL.
 @c(swiftrcu_replace)
 @discardableResult
 public func swiftrcu_replace(
@@ -622,7 +644,12 @@ public func swiftrcu_replace(
     old_out.pointee = nil
     guard let ptr else { return status(.invalidArgument) }
     return write(ptr, old_out) { slot, state, old in
-        publish(UInt(bitPattern: new_object), in: slot, state: state, old: old)
+        // Ordering: relaxed; writers are serialised by the writer lock.
+        guard slot.pointee.word1.load(ordering: .relaxed) != UInt(bitPattern: new_object) else {
+            HandleTable.release(old.handle)
+            return nil
+        }
+        return publish(UInt(bitPattern: new_object), in: slot, state: state, old: old)
     }
 }
 
@@ -632,12 +659,24 @@ public func swiftrcu_replace(
 ///
 /// update runs inside a read-side critical section: calls that wait for a grace period (free,
 /// old_free, synchronize, barrier) return SWIFTRCU_EDEADLK there, and replace / copy_update / free
-/// on the same ptr return SWIFTRCU_EDEADLK; writing another ptr works. Never waits for a grace
-/// period itself, so it is allowed inside a read section.
+/// on the same ptr return SWIFTRCU_EDEADLK. Writing another ptr works, except where it would wait
+/// for ever: a write that would wait for a writer lock whose holder waits, directly or through
+/// other writers, for a writer lock the caller holds (thread 1 in copy_update(A) writes B while
+/// thread 2 in copy_update(B) writes A) is refused with SWIFTRCU_EDEADLK, changing nothing; the
+/// other writer of the cycle then goes on. Never waits for a grace period itself, so it is allowed
+/// inside a read section.
+///
+/// update must return normally: longjmp out of it is forbidden (the writer lock and the read
+/// section would stay held, and every later writer and grace period would wait for ever). A thread
+/// that exits inside it (pthread_exit, or cancellation at a cancellation point) has the writer lock
+/// released by its thread-exit handler and the reserved old handle slot returned; its update is
+/// abandoned (nothing is published, whatever update had built is not destroyed by the library).
 ///
 /// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for a NULL or stale ptr, a NULL update or a NULL
-/// old_out; SWIFTRCU_EDEADLK from inside this ptr's own copy_update callback; SWIFTRCU_ENOMEM
-/// (then update was not called). On any error *old_out (when not NULL) is set to NULL.
+/// old_out; SWIFTRCU_EDEADLK from inside this ptr's own copy_update callback, or when waiting for
+/// the writer lock would deadlock (see above; update was not called); SWIFTRCU_ENOMEM (then update
+/// was not called); SWIFTRCU_EPERM on a thread that is exiting. On any error *old_out (when not
+/// NULL) is set to NULL.
 @c(swiftrcu_copy_update)
 @discardableResult
 public func swiftrcu_copy_update(
@@ -659,8 +698,9 @@ public func swiftrcu_copy_update(
     }
 }
 
-/// Returns the unpublished object of old; NULL for NULL or a stale handle. The object stays valid
-/// until the old handle is freed or deferred.
+/// Returns the unpublished object of old; NULL for NULL or a stale handle, and on a thread that is
+/// exiting (the handle stays live there: another thread can read and free it). The object stays
+/// valid until the old handle is freed or deferred.
 @c(swiftrcu_old_object)
 public func swiftrcu_old_object(_ old: swiftrcu_const_old_ref?) -> UnsafeMutableRawPointer? {
     guard let old else { return nil }
@@ -671,9 +711,9 @@ public func swiftrcu_old_object(_ old: swiftrcu_const_old_ref?) -> UnsafeMutable
     } ?? nil
 }
 
-/// Retires old and returns its object, destroy function and context; nil when it is not a live
-/// old handle (or the thread is exiting).
-private func retireOld(_ old: swiftrcu_old_ref) -> (object: UInt, destroy: UInt, context: UInt)? {
+/// Retires old and returns its object, destroy function and context; `.some(nil)` when it is not
+/// a live old handle, nil (changing nothing) when the thread is exiting.
+private func retireOld(_ old: swiftrcu_old_ref) -> (object: UInt, destroy: UInt, context: UInt)?? {
     let handle = UInt(bitPattern: old)
     return ReadSide.withInternalSection { () -> (UInt, UInt, UInt)? in
         guard let slot = HandleTable.lookup(handle, .old) else { return nil }
@@ -684,21 +724,24 @@ private func retireOld(_ old: swiftrcu_old_ref) -> (object: UInt, destroy: UInt,
         )
         guard HandleTable.retire(slot, handle) else { return nil }
         return words
-    } ?? nil
+    }
 }
 
 /// Waits for a grace period, destroys the object of old and releases the old handle.
 ///
 /// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for NULL or a stale handle (already freed or deferred);
 /// SWIFTRCU_EDEADLK inside a read-side critical section, changing nothing: the old handle stays
-/// the caller's and can be freed later.
+/// the caller's and can be freed later; SWIFTRCU_EPERM, changing nothing likewise, on a thread
+/// that is exiting or where grace periods are refused (see swiftrcu_synchronize).
 @c(swiftrcu_old_free)
 @discardableResult
 public func swiftrcu_old_free(_ old: swiftrcu_old_ref?) -> CInt {
     guard let old else { return status(.invalidArgument) }
     guard !ReadSide.isInSection else { return status(.deadlock) }
-    guard let (object, destroy, context) = retireOld(old) else { return status(.invalidArgument) }
-    rcushim_synchronize()
+    guard rcushim_grace_periods_refused() == 0 else { return status(.notPermitted) }
+    guard let retired = retireOld(old) else { return status(.notPermitted) }
+    guard let (object, destroy, context) = retired else { return status(.invalidArgument) }
+    _ = rcushim_synchronize() // not refused: checked above
     if let destroy = destroyFunction(destroy), let raw = UnsafeMutableRawPointer(bitPattern: object) {
         destroy(raw, UnsafeMutableRawPointer(bitPattern: context))
         rcushim_stats_destroyed()
@@ -712,19 +755,33 @@ private func releaseOldSlot(_ handle: UInt) {
     HandleTable.release(handle)
 }
 
+/// Returns the old slot a writer had reserved when its thread exits inside copy_update.
+private let abandonOldSlot: @convention(c) (UInt) -> Void = { HandleTable.release($0) }
+
 /// Hands old over: its object is destroyed after a grace period, asynchronously (call_rcu), on a
 /// liburcu call_rcu thread. Never waits for a grace period; allowed inside a read section.
 ///
-/// Memory stays bounded under a sustained stream: past 65536 pending destroys the library asks
-/// liburcu for one call_rcu worker per CPU, and past 262144 a caller outside any read section
-/// pauses (at most 10 ms per call) until fewer than half that many are pending.
+/// Memory stays bounded under a sustained stream of calls made outside read sections: past 65536
+/// pending destroys (in the process) the library asks liburcu for one call_rcu worker per CPU,
+/// and past 262144 a caller outside any read section pauses (at most 10 ms per call) until fewer
+/// than half that many are pending. Inside a read section no destroy can complete and the caller
+/// cannot be paused, so the queue grows with every call: there, past a hard limit of 2097152
+/// pending destroys, old_defer refuses with SWIFTRCU_ENOMEM (changing nothing: the old handle
+/// stays the caller's, to be freed or deferred once the section has ended). Releases that cannot
+/// report an error (the Swift API's RcuOld, dropped inside a section) are exempt from the limit.
 ///
-/// Returns SWIFTRCU_OK, or SWIFTRCU_EINVAL for NULL or a stale handle (already freed or deferred).
+/// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for NULL or a stale handle (already freed or deferred);
+/// SWIFTRCU_ENOMEM inside a read section past the hard limit; SWIFTRCU_EPERM, changing nothing,
+/// on a thread that is exiting.
 @c(swiftrcu_old_defer)
 @discardableResult
 public func swiftrcu_old_defer(_ old: swiftrcu_old_ref?) -> CInt {
     guard let old else { return status(.invalidArgument) }
-    guard let (object, destroy, context) = retireOld(old) else { return status(.invalidArgument) }
+    if ReadSide.isInSection, rcushim_deferred_pending() >= UInt64(RCUSHIM_DEFER_HARD_LIMIT) {
+        return status(.outOfMemory)
+    }
+    guard let retired = retireOld(old) else { return status(.notPermitted) }
+    guard let (object, destroy, context) = retired else { return status(.invalidArgument) }
     let handle = UInt(bitPattern: old)
     // The slot's own record carries the destroy; the slot returns to the table after it ran.
     deferDestroy(
@@ -773,24 +830,55 @@ public func swiftrcu_call(_ head: UnsafeMutablePointer<swiftrcu_head>?, _ fn: sw
 /// Waits for a grace period: every read-side critical section open when the call began has ended
 /// when it returns.
 ///
-/// Returns SWIFTRCU_OK, or SWIFTRCU_EDEADLK inside a read-side critical section.
+/// Grace periods are refused in a process forked by a thread inside a read-side critical section
+/// while another thread waited for a grace period (which may have been waiting for the forking
+/// thread, so fork does not wait for it): liburcu's grace-period lock, and maybe its registry
+/// lock, are held there by a thread that does not exist. There (and in its own forked children)
+/// every call that would wait for a grace period (swiftrcu_free, swiftrcu_old_free, this,
+/// swiftrcu_barrier) returns SWIFTRCU_EPERM at once, changing nothing; a thread's first
+/// registration is refused (swiftrcu_thread_register returns SWIFTRCU_EPERM, swiftrcu_read_lock a
+/// zeroed guard), liburcu's unregistration at thread exit is skipped, and deferred destroys never
+/// run. The forking thread keeps its sections and can still read, replace and copy_update.
+///
+/// Returns SWIFTRCU_OK; SWIFTRCU_EDEADLK inside a read-side critical section; SWIFTRCU_EPERM
+/// where grace periods are refused (see above).
 @c(swiftrcu_synchronize)
 @discardableResult
 public func swiftrcu_synchronize() -> CInt {
     guard !ReadSide.isInSection else { return status(.deadlock) }
-    rcushim_synchronize()
+    guard rcushim_synchronize() == 0 else { return status(.notPermitted) }
     return SWIFTRCU_OK
 }
 
 /// Waits until every destroy requested by swiftrcu_old_defer() before the call has run.
 ///
-/// Returns SWIFTRCU_OK, or SWIFTRCU_EDEADLK inside a read-side critical section or from a destroy
-/// function that is running deferred.
+/// Returns SWIFTRCU_OK; SWIFTRCU_EDEADLK inside a read-side critical section or from a destroy
+/// function that is running deferred; SWIFTRCU_EPERM where grace periods are refused (see
+/// swiftrcu_synchronize).
 @c(swiftrcu_barrier)
 @discardableResult
 public func swiftrcu_barrier() -> CInt {
     guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { return status(.deadlock) }
+    guard rcushim_grace_periods_refused() == 0 else { return status(.notPermitted) }
     rcushim_barrier()
+    return SWIFTRCU_OK
+}
+
+/// Prepares a fork() that the calling thread is about to make: waits until no grace-period wait of
+/// this library is in progress, and keeps new ones from starting until that fork, so the library's
+/// fork handler then waits for none. For bindings whose threads may need, to leave their read-side
+/// sections, a lock that the forking thread holds while it forks (Python's interpreter lock): call
+/// it with that lock released, right before fork(). Calling it again before the fork does nothing.
+///
+/// Must be followed by fork() on the same thread (the fork handlers undo it, also when fork fails):
+/// until then every grace-period wait in the process except this thread's waits.
+///
+/// Returns SWIFTRCU_OK; SWIFTRCU_EDEADLK, waiting for nothing, inside a read-side critical section.
+@c(swiftrcu_prepare_fork)
+@discardableResult
+public func swiftrcu_prepare_fork() -> CInt {
+    guard !ReadSide.isInSection else { return status(.deadlock) }
+    rcushim_prepare_fork()
     return SWIFTRCU_OK
 }
 
@@ -798,7 +886,8 @@ public func swiftrcu_barrier() -> CInt {
 /// registered thread does nothing. A thread the program registered with liburcu-memb itself is
 /// adopted, never registered twice.
 ///
-/// Returns SWIFTRCU_OK, or SWIFTRCU_EPERM on a thread that is exiting.
+/// Returns SWIFTRCU_OK, or SWIFTRCU_EPERM on a thread that is exiting, and for a thread's first
+/// registration where grace periods are refused (see swiftrcu_synchronize).
 @c(swiftrcu_thread_register)
 @discardableResult
 public func swiftrcu_thread_register() -> CInt {

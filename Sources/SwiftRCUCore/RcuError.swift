@@ -10,7 +10,8 @@ public enum RcuError: Int32, Error, Sendable, CustomStringConvertible {
     /// in the thread's current state.
     case notPermitted = -1
     /// `SWIFTRCU_EDEADLK`: the call would wait forever (a grace-period wait inside a read-side
-    /// critical section, or a write to a pointer from inside its own copy-update).
+    /// critical section, a write to a pointer from inside its own copy-update, or a write that
+    /// would close a cycle of writers).
     case deadlock = -35
     /// `SWIFTRCU_ENOMEM`: out of memory or out of handles.
     case outOfMemory = -12
@@ -30,7 +31,7 @@ public enum RcuError: Int32, Error, Sendable, CustomStringConvertible {
         switch self {
         case .invalidArgument: "invalid argument: NULL, stale or wrong-kind handle"
         case .notPermitted: "not permitted: guard is not the thread's innermost held guard, or call not allowed now"
-        case .deadlock: "would deadlock: grace-period wait inside a read-side critical section, or re-entrant write"
+        case .deadlock: "would deadlock: grace-period wait inside a read-side critical section, re-entrant write, or a cycle of writers"
         case .outOfMemory: "out of memory or out of handles"
         }
     }

@@ -17,8 +17,8 @@ import CLiburcuShim
 ///   the value that thread recorded in `ids[depth]` when it entered the section.
 ///
 /// A token names a *held* section exactly while that thread's `ids[depth] == seq` and its depth
-/// is at least `depth`; sequence numbers never repeat on a thread, so a copy of a spent token never
-/// names a later section at the same level.
+/// is at least `depth`; sequence numbers never repeat at one level of a thread, so a copy of a
+/// spent token never names a later section at the same level.
 package struct ReadToken: Equatable, Sendable {
     package var thread: UInt64
     package var word: UInt64
@@ -57,34 +57,43 @@ package enum ReadSide {
         let depth = t.pointee.depth
         guard depth < UInt32(RCUSHIM_MAX_NESTING) else { return nil }
         rcushim_read_lock(t)
-        let seq = t.pointee.next_seq &+ 1
-        t.pointee.next_seq = seq
-        // SAFETY: `depth + 1 <= RCUSHIM_MAX_NESTING`, the last index of `ids`; the thread owns
+        // The level is claimed (depth stored) before its entry is written, so that a signal
+        // handler running in between takes its sections at the levels above (see
+        // rcushim_thread); the barriers keep the compiler from moving the stores.
+        let level = depth &+ 1
+        t.pointee.depth = level
+        rcushim_compiler_barrier()
+        // SAFETY: `level <= RCUSHIM_MAX_NESTING`, the last index of `ids`; the thread owns
         // its state.
-        rcushim_ids(t)[Int(depth &+ 1)] = seq
-        t.pointee.depth = depth &+ 1
-        return ReadToken(thread: t.pointee.serial, word: seq << 8 | UInt64(depth &+ 1))
+        let ids = rcushim_ids(t)
+        let seq = ids[Int(level)] &+ 1
+        ids[Int(level)] = seq
+        rcushim_compiler_barrier()
+        return ReadToken(thread: t.pointee.serial, word: seq << 8 | UInt64(level))
     }
-
-    /// The value an anonymous region records in `ids[depth]`: RCUSHIM_NO_ID, which no guard's
-    /// sequence number equals (they are below 2^56), so a guard never names a region's level and
-    /// the guard checks need no test of their own for regions.
-    @inlinable package static var regionMark: UInt64 { .max }
 
     /// Enters an anonymous region: a read-side critical section without a token, on the same
     /// depth and identity stack as the tokens' sections, for the C ABI's region entry points.
     /// `t` must be ready (`rcushim_ready_self()` returned it).
     ///
-    /// Returns `false`, entering nothing, at `RCUSHIM_MAX_NESTING` sections.
+    /// The region takes the level's next number, which no token is given, with
+    /// RCUSHIM_REGION_BIT set: no guard's token (numbers below 2^56) names a region, so the guard
+    /// checks need no test of their own for regions. Returns `false`, entering nothing, at
+    /// `RCUSHIM_MAX_NESTING` sections.
     @inlinable @inline(__always)
     package static func enterRegion(ready t: UnsafeMutablePointer<rcushim_thread>) -> Bool {
         let depth = t.pointee.depth
         guard depth < UInt32(RCUSHIM_MAX_NESTING) else { return false }
         rcushim_read_lock(t)
-        // SAFETY: `depth + 1 <= RCUSHIM_MAX_NESTING`, the last index of `ids`; the thread owns
-        // its state.
-        rcushim_ids(t)[Int(depth &+ 1)] = regionMark
-        t.pointee.depth = depth &+ 1
+        // As in `lock(ready:)`: the level is claimed before its entry is written.
+        let level = depth &+ 1
+        t.pointee.depth = level
+        rcushim_compiler_barrier()
+        // SAFETY: `level <= RCUSHIM_MAX_NESTING`, the last index of `ids`; the thread owns its
+        // state. The entry has no region bit (a region's exit clears it).
+        let ids = rcushim_ids(t)
+        ids[Int(level)] = (ids[Int(level)] &+ 1) | RCUSHIM_REGION_BIT
+        rcushim_compiler_barrier()
         return true
     }
 
@@ -94,7 +103,7 @@ package enum ReadSide {
     package static func innermostIsRegion(of t: UnsafeMutablePointer<rcushim_thread>) -> Bool {
         let depth = Int(t.pointee.depth)
         // SAFETY: `depth <= RCUSHIM_MAX_NESTING`, so the index is in `ids`.
-        return depth != 0 && rcushim_ids(t)[depth] == regionMark
+        return depth != 0 && rcushim_ids(t)[depth] & RCUSHIM_REGION_BIT != 0
     }
 
     /// Leaves the innermost section of the calling thread (state `t`), which is an anonymous
@@ -102,7 +111,14 @@ package enum ReadSide {
     /// a writer waits, and then the caller must call `rcushim_wake_writer()` next.
     @inlinable @inline(__always)
     package static func leaveRegion(of t: UnsafeMutablePointer<rcushim_thread>) -> Bool {
-        t.pointee.depth &-= 1
+        let depth = t.pointee.depth
+        // SAFETY: `1 <= depth <= RCUSHIM_MAX_NESTING`, so the index is in `ids`. The level keeps
+        // its number, unmarked, so the next section there counts on from it; then the level is
+        // given up, before liburcu's counter (a signal handler in between reuses it).
+        rcushim_ids(t)[Int(depth)] &= ~RCUSHIM_REGION_BIT
+        rcushim_compiler_barrier()
+        t.pointee.depth = depth &- 1
+        rcushim_compiler_barrier()
         return rcushim_read_leave(t) != 0
     }
 
@@ -136,6 +152,8 @@ package enum ReadSide {
     @inlinable @inline(__always)
     package static func leave(_ token: ReadToken, of t: UnsafeMutablePointer<rcushim_thread>) -> Bool {
         t.pointee.depth = token.depth &- 1
+        // The level is given up before liburcu's counter; a signal handler in between reuses it.
+        rcushim_compiler_barrier()
         return rcushim_read_leave(t) != 0
     }
 

@@ -12,6 +12,11 @@ import CLiburcuShim
 /// parent (which does not exist in the child) is taken over by the child's next writer, and that
 /// holder's unfinished update is lost; the forking thread keeps the locks it held.
 ///
+/// A thread that exits inside `withLock`'s body (`pthread_exit`, cancellation) has the lock
+/// released at its exit, its update abandoned. A writer whose wait would close a wait-for cycle
+/// (it holds a lock that the holder of this one waits for, directly or through other writers) is
+/// refused: `withLock` traps naming the cycle (the C ABI's writers return `SWIFTRCU_EDEADLK`).
+///
 /// # Invariants
 ///
 /// - `lock` points to an initialised `rcushim_writer_lock` owned by this lock (freed in `deinit`);
@@ -23,7 +28,7 @@ package struct WriterLock: ~Copyable, @unchecked Sendable {
     package init() {
         lock = .allocate(capacity: 1)
         // SAFETY: fresh memory for one lock; all zero is a free lock with no waiter.
-        lock.initialize(to: rcushim_writer_lock(word: 0, wake_seq: 0))
+        lock.initialize(to: rcushim_writer_lock())
     }
 
     deinit {
@@ -41,12 +46,47 @@ package struct WriterLock: ~Copyable, @unchecked Sendable {
 
     /// Runs `body` with the lock held by the calling thread. Not re-entrant: check
     /// `isHeldByCurrentThread` first.
+    ///
+    /// Traps with a message naming the threads of the cycle when waiting for the lock would
+    /// deadlock (see the type's description).
     @inlinable @inline(__always)
     package func withLock<R>(_ body: () throws -> R) rethrows -> R {
+        guard let result = try withLockUnlessDeadlock(abandon: nil, 0, body) else { Self.deadlockTrap() }
+        return result
+    }
+
+    /// Runs `body` with the lock held by the calling thread and returns its result, or returns
+    /// `nil`, running nothing, when waiting for the lock would close a wait-for cycle. If the
+    /// thread exits inside `body`, its exit handler calls `abandon(argument)` (when not nil)
+    /// before it releases the lock (the C ABI returns a reserved handle slot). Not re-entrant:
+    /// check `isHeldByCurrentThread` first.
+    @usableFromInline @inline(__always)
+    package func withLockUnlessDeadlock<R>(
+        abandon: (@convention(c) (UInt) -> Void)?, _ argument: UInt, _ body: () throws -> R
+    ) rethrows -> R? {
+        let t = rcushim_writer_self()
         // SAFETY: `lock` is live while `self` is (type invariant); the serial is this thread's.
-        rcushim_writer_lock_acquire(lock, rcushim_writer_serial())
-        // SAFETY: as above; this thread holds the lock.
-        defer { rcushim_writer_lock_release(lock) }
+        guard rcushim_writer_lock_acquire(lock, t, rcushim_writer_serial()) == 0 else { return nil }
+        // SAFETY: as above; this thread holds the lock, and `t` is the state it was taken with.
+        defer { rcushim_writer_lock_release(lock, t) }
+        if let abandon { rcushim_writer_lock_on_exit(lock, abandon, argument) }
         return try body()
+    }
+
+    /// The trap of `withLock` after a refused wait, with the cycle the shim recorded.
+    @usableFromInline
+    static func deadlockTrap() -> Never {
+        fatalError("SwiftRCU writer deadlock: \(lastCycleDescription)")
+    }
+
+    /// The wait-for cycle the calling thread's last refused wait found, in words.
+    package static var lastCycleDescription: String {
+        var serials = [UInt64](repeating: 0, count: 16)
+        let n = Int(rcushim_writer_cycle(&serials, Int32(serials.count)))
+        guard n > 0 else { return "a cycle of writers each waiting for another's pointer (threads not recorded)" }
+        let threads = serials.prefix(min(n, serials.count)).map { "thread \($0)" }
+        let others = threads.dropFirst().joined(separator: ", which waits for one held by ")
+        return "\(threads.first ?? "this thread") would wait for a pointer's writer lock held by \(others)"
+            + ", which waits for one \(threads.first ?? "this thread") holds (a cycle of \(n) writers)"
     }
 }

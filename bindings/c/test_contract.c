@@ -362,6 +362,25 @@ static void test_replace(void) {
     CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
 }
 
+/* Publishing the object a pointer publishes now changes nothing: no old handle, so the object is
+ * never destroyed while it stays published, and free destroys it once. */
+static void test_replace_current(void) {
+    struct object *a = make_object();
+    swiftrcu_ptr *p = new_ptr(a);
+    swiftrcu_old *old = (swiftrcu_old *)&old; /* not NULL: must be overwritten */
+    CHECK_EQ_INT(swiftrcu_replace(p, a, &old), SWIFTRCU_OK);
+    CHECK(old == NULL);
+    if (old != NULL)
+        swiftrcu_old_free(old); /* what a caller does: destroys the published object */
+    swiftrcu_guard g = swiftrcu_read_lock();
+    CHECK(swiftrcu_dereference(p, &g) == a);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g), SWIFTRCU_OK);
+    CHECK_EQ_INT(times_destroyed(a), 0);
+    CHECK(a->magic == LIVE);
+    CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
+    CHECK_EQ_INT(times_destroyed(a), 1);
+}
+
 /* copy_update callbacks. */
 struct update_ctx {
     swiftrcu_ptr *self;
@@ -447,6 +466,222 @@ static void test_copy_update(void) {
     CHECK_EQ_INT(swiftrcu_free(other), SWIFTRCU_OK);
     CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
     CHECK_EQ_INT(times_destroyed(x), 1);
+}
+
+/* Runs fn(arg) on a new thread and waits for it at most `seconds`: 1 when it finished, 0 when it
+ * is still running (then it is left behind: a hang reported as a failed check, not a stuck test). */
+struct timed_call {
+    void *(*fn)(void *);
+    void *arg;
+    atomic_int done;
+};
+
+static void *timed_call_main(void *arg) {
+    struct timed_call *c = arg;
+    c->fn(c->arg);
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+static int finishes_within(struct timed_call *c, double seconds) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, timed_call_main, c) != 0)
+        return 0;
+    for (int ms = 0; ms < (int)(seconds * 1000) && !atomic_load(&c->done); ms += 5)
+        usleep(5000);
+    if (!atomic_load(&c->done)) {
+        pthread_detach(t);
+        return 0;
+    }
+    pthread_join(t, NULL);
+    return 1;
+}
+
+/* A copy_update callback whose thread leaves by pthread_exit or by cancellation: the writer lock is
+ * released at the thread's exit and the update abandoned, so other writers and grace periods go on. */
+static atomic_int leaving_inside;
+static void *exiting_update(const void *current, void *context) {
+    (void)current;
+    int how = *(int *)context;
+    atomic_store(&leaving_inside, 1);
+    if (how == 0)
+        pthread_exit(NULL);
+    for (;;) { /* cancelled here */
+        pthread_testcancel();
+        usleep(1000);
+    }
+    return NULL;
+}
+
+struct leaving_writer {
+    swiftrcu_ptr *p;
+    int how; /* 0: pthread_exit, 1: cancelled */
+};
+
+static void *leaving_writer_main(void *arg) {
+    struct leaving_writer *w = arg;
+    swiftrcu_old *old = NULL;
+    swiftrcu_copy_update(w->p, exiting_update, &w->how, &old);
+    return NULL; /* not reached */
+}
+
+static void *replace_and_free(void *arg) {
+    swiftrcu_ptr *p = arg;
+    swiftrcu_old *old = NULL;
+    if (swiftrcu_replace(p, make_object(), &old) == SWIFTRCU_OK)
+        swiftrcu_old_free(old);
+    return NULL;
+}
+
+static void *synchronize_main(void *arg) {
+    (void)arg;
+    swiftrcu_synchronize();
+    return NULL;
+}
+
+static void test_writer_thread_exits(void) {
+    for (int how = 0; how < 2; how++) {
+        struct object *a = make_object();
+        swiftrcu_ptr *p = new_ptr(a);
+        struct leaving_writer w = {p, how};
+        atomic_store(&leaving_inside, 0);
+        pthread_t t;
+        CHECK_EQ_INT(pthread_create(&t, NULL, leaving_writer_main, &w), 0);
+        while (!atomic_load(&leaving_inside))
+            usleep(1000);
+        if (how == 1)
+            CHECK_EQ_INT(pthread_cancel(t), 0);
+        CHECK_EQ_INT(pthread_join(t, NULL), 0);
+        /* Nothing of the update was published, and every wait goes on. */
+        struct timed_call sync = {synchronize_main, NULL, 0};
+        CHECK(finishes_within(&sync, 5));
+        struct timed_call write = {replace_and_free, p, 0};
+        CHECK(finishes_within(&write, 5));
+        if (!atomic_load(&write.done) || !atomic_load(&sync.done))
+            continue; /* the pointer's writer lock is lost: leave it */
+        CHECK_EQ_INT(times_destroyed(a), 1); /* replaced by the write above, then freed */
+        CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
+    }
+}
+
+/* Two writers, each in copy_update of one pointer, each writing the other pointer from its callback
+ * (ABBA): the write that would close the cycle is refused with SWIFTRCU_EDEADLK, changing nothing,
+ * and the other goes on. */
+struct abba_side {
+    swiftrcu_ptr *mine, *theirs;
+    atomic_int *inside_mine, *inside_theirs;
+    struct object *next;
+    int write_rc;
+    swiftrcu_old *write_old;
+    int outer_rc;
+};
+
+static void *abba_update(const void *current, void *context) {
+    struct abba_side *s = context;
+    atomic_store(s->inside_mine, 1);
+    for (int ms = 0; ms < 2000 && !atomic_load(s->inside_theirs); ms++)
+        usleep(1000);
+    s->write_old = (swiftrcu_old *)&s->write_old; /* must be overwritten */
+    s->write_rc = swiftrcu_replace(s->theirs, s->next, &s->write_old);
+    return (void *)current;
+}
+
+static void *abba_main(void *arg) {
+    struct abba_side *s = arg;
+    swiftrcu_old *old = NULL;
+    s->outer_rc = swiftrcu_copy_update(s->mine, abba_update, s, &old);
+    return NULL;
+}
+
+static void test_writer_deadlock(void) {
+    struct object *a = make_object(), *b = make_object(), *a2 = make_object(), *b2 = make_object();
+    swiftrcu_ptr *pa = new_ptr(a), *pb = new_ptr(b);
+    atomic_int in_a = 0, in_b = 0;
+    struct abba_side s1 = {pa, pb, &in_a, &in_b, b2, -100, NULL, -100};
+    struct abba_side s2 = {pb, pa, &in_b, &in_a, a2, -100, NULL, -100};
+    struct timed_call c1 = {abba_main, &s1, 0}, c2 = {abba_main, &s2, 0};
+    pthread_t t1;
+    CHECK_EQ_INT(pthread_create(&t1, NULL, timed_call_main, &c1), 0);
+    int second = finishes_within(&c2, 10);
+    for (int ms = 0; ms < 10000 && !atomic_load(&c1.done); ms += 5)
+        usleep(5000);
+    CHECK(second && atomic_load(&c1.done));
+    if (!second || !atomic_load(&c1.done)) {
+        pthread_detach(t1);
+        return; /* deadlocked: both pointers' writer locks are lost */
+    }
+    pthread_join(t1, NULL);
+    CHECK_EQ_INT(s1.outer_rc, SWIFTRCU_OK);
+    CHECK_EQ_INT(s2.outer_rc, SWIFTRCU_OK);
+    /* Exactly one of the two inner writes was refused, changing nothing. */
+    struct abba_side *refused = s1.write_rc == SWIFTRCU_EDEADLK ? &s1 : &s2;
+    struct abba_side *went_on = refused == &s1 ? &s2 : &s1;
+    CHECK_EQ_INT(refused->write_rc, SWIFTRCU_EDEADLK);
+    CHECK(refused->write_old == NULL);
+    CHECK_EQ_INT(went_on->write_rc, SWIFTRCU_OK);
+    swiftrcu_guard g = swiftrcu_read_lock();
+    CHECK(swiftrcu_dereference(refused->theirs, &g) == (refused == &s1 ? b : a));
+    CHECK(swiftrcu_dereference(went_on->theirs, &g) == went_on->next);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_old_free(went_on->write_old), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_synchronize(), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_free(pa), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_free(pb), SWIFTRCU_OK);
+    CHECK_EQ_INT(times_destroyed(refused->next), 0); /* never published: still the caller's */
+}
+
+/* A thread-specific-data destructor that runs after the library's own (its key was created later):
+ * on that exiting thread every call that needs a read section refuses with one documented status,
+ * and live handles are never called stale; another thread then uses them normally. */
+static pthread_key_t late_key;
+static swiftrcu_ptr *exiting_ptr;
+static swiftrcu_old *exiting_old;
+static struct {
+    int old_free, old_defer, replace, copy_update, free_, old_object_null, load_null;
+} exiting;
+
+static void late_destructor(void *value) {
+    (void)value;
+    swiftrcu_old *old = (swiftrcu_old *)&old;
+    exiting.old_free = swiftrcu_old_free(exiting_old);
+    exiting.old_defer = swiftrcu_old_defer(exiting_old);
+    exiting.old_object_null = swiftrcu_old_object(exiting_old) == NULL;
+    exiting.replace = swiftrcu_replace(exiting_ptr, make_object(), &old);
+    exiting.copy_update = swiftrcu_copy_update(exiting_ptr, noop_update, NULL, &old);
+    exiting.free_ = swiftrcu_free(exiting_ptr);
+    exiting.load_null = swiftrcu_load(exiting_ptr) == NULL;
+}
+
+static void *exiting_thread_main(void *arg) {
+    (void)arg;
+    swiftrcu_guard g = swiftrcu_read_lock(); /* the thread uses the library: its exit handler is set */
+    swiftrcu_read_unlock(&g);
+    pthread_setspecific(late_key, &late_key);
+    return NULL;
+}
+
+static void test_exiting_thread(void) {
+    struct object *a = make_object(), *b = make_object();
+    exiting_ptr = new_ptr(a);
+    CHECK_EQ_INT(swiftrcu_replace(exiting_ptr, b, &exiting_old), SWIFTRCU_OK);
+    CHECK_EQ_INT(pthread_key_create(&late_key, late_destructor), 0);
+    pthread_t t;
+    CHECK_EQ_INT(pthread_create(&t, NULL, exiting_thread_main, NULL), 0);
+    CHECK_EQ_INT(pthread_join(t, NULL), 0);
+    CHECK_EQ_INT(exiting.old_free, SWIFTRCU_EPERM);
+    CHECK_EQ_INT(exiting.old_defer, SWIFTRCU_EPERM);
+    CHECK(exiting.old_object_null);
+    CHECK_EQ_INT(exiting.replace, SWIFTRCU_EPERM);
+    CHECK_EQ_INT(exiting.copy_update, SWIFTRCU_EPERM);
+    CHECK_EQ_INT(exiting.free_, SWIFTRCU_EPERM);
+    CHECK(exiting.load_null);
+    /* Nothing changed: the handles are live and work from this thread. */
+    CHECK(swiftrcu_old_object(exiting_old) == a);
+    CHECK_EQ_INT(swiftrcu_old_free(exiting_old), SWIFTRCU_OK);
+    CHECK_EQ_INT(times_destroyed(a), 1);
+    CHECK_EQ_INT(swiftrcu_free(exiting_ptr), SWIFTRCU_OK);
+    CHECK_EQ_INT(times_destroyed(b), 1);
+    pthread_key_delete(late_key);
 }
 
 /* Barrier from a deferred destroy refuses instead of waiting for itself. */
@@ -1131,10 +1366,10 @@ static void test_loader_concurrency(void) {
 static void test_many_handles(void) {
     static swiftrcu_ptr *ptrs[MANY_HANDLES];
     static swiftrcu_old *olds[MANY_HANDLES];
-    static int values[MANY_HANDLES];
+    static int values[MANY_HANDLES], firsts[MANY_HANDLES];
     int made = 0;
     for (int i = 0; i < MANY_HANDLES; i++) {
-        ptrs[i] = swiftrcu_new(&values[i], NULL, NULL);
+        ptrs[i] = swiftrcu_new(&firsts[i], NULL, NULL);
         olds[i] = NULL;
         made += ptrs[i] != NULL && swiftrcu_replace(ptrs[i], &values[i], &olds[i]) == SWIFTRCU_OK && olds[i] != NULL;
     }
@@ -1144,7 +1379,7 @@ static void test_many_handles(void) {
     for (int i = 0; i < MANY_HANDLES; i++) {
         found += swiftrcu_dereference(ptrs[i], &g) == &values[i];
         found += swiftrcu_load(ptrs[i]) == &values[i];
-        old_found += swiftrcu_old_object(olds[i]) == &values[i];
+        old_found += swiftrcu_old_object(olds[i]) == &firsts[i];
         /* An old handle where a ptr is expected, and the reverse. */
         kind_refused += swiftrcu_dereference((swiftrcu_ptr *)olds[i], &g) == NULL;
         kind_refused += swiftrcu_old_object((swiftrcu_old *)ptrs[i]) == NULL;
@@ -1177,7 +1412,7 @@ static void test_many_handles(void) {
             stale_refused += swiftrcu_old_object(olds[i]) == NULL;
         } else {
             still_found += swiftrcu_dereference(ptrs[i], &g) == &values[i];
-            still_found += swiftrcu_old_object(olds[i]) == &values[i];
+            still_found += swiftrcu_old_object(olds[i]) == &firsts[i];
         }
     }
     CHECK_EQ_INT(swiftrcu_read_unlock(&g), SWIFTRCU_OK);
@@ -1513,7 +1748,11 @@ int main(void) {
     test_guards();
     test_threads();
     test_replace();
+    test_replace_current();
     test_copy_update();
+    test_writer_thread_exits();
+    test_writer_deadlock();
+    test_exiting_thread();
     test_callbacks();
     test_concurrency();
     test_read_section();

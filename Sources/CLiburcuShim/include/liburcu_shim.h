@@ -34,6 +34,9 @@ extern "C" {
 /** Deepest nesting of read-side critical sections the library tracks per thread. */
 #define RCUSHIM_MAX_NESTING 255
 
+/** Threads of a writers' wait-for cycle a refusal records (longer cycles are cut). */
+#define RCUSHIM_CYCLE_MAX 16
+
 /**
  * Per-thread state of the library, allocated on a thread's first use and freed at its exit,
  * reached through the thread-local pointer `rcushim_current`.
@@ -49,16 +52,26 @@ extern "C" {
  *  - once `ready`, `membarrier` equals liburcu's urcu_memb_has_sys_membarrier, which liburcu sets
  *    at its initialisation (done before any thread is registered) and never changes afterwards;
  *  - `depth` counts the open read-side sections of the C guards and anonymous regions on this
- *    thread (each one also holds one level of liburcu's nesting counter), and `ids[1...depth]`
- *    holds their identities, innermost last: a guard's sequence number, or RCUSHIM_NO_ID for a
- *    region;
+ *    thread (each one also holds one level of liburcu's nesting counter), innermost last;
+ *    `ids[d]` (d >= 1) is the sequence number of the latest section entered at level d, and grows
+ *    by one for each (so numbers never repeat at one level); while the section at level d is an
+ *    anonymous region, `ids[d]` also has RCUSHIM_REGION_BIT set (region_exit clears it). Guards'
+ *    tokens carry numbers below 2^56, so no guard ever names a region's level;
+ *  - a section is entered by storing `depth` first, then `ids[depth]` (compiler barriers
+ *    between), and left by storing `depth` last: a signal handler that interrupts either step
+ *    and takes sections of its own uses levels above the interrupted one and ends them before
+ *    it returns, so the interrupted section's entry is left as it was;
  *  - `ids[0]` is RCUSHIM_NO_ID, which no sequence number equals (they are below 2^56), so a
- *    guard that names depth 0 or a region's level never matches, without a test of its own;
+ *    guard that names depth 0 never matches, without a test of its own;
+ *  - `held_locks` links, through `next_held`, the writer locks this thread holds, innermost
+ *    first; `last_cycle[0 ..< min(last_cycle_length, RCUSHIM_CYCLE_MAX)]` are the serials of the
+ *    wait-for cycle its last refused writer-lock wait found (see rcushim_writer_cycle);
  *  - only the owning thread reads or writes the struct (the fork and exit handlers run on it too).
  */
+struct rcushim_writer_lock;
+
 struct rcushim_thread {
     uint64_t serial;
-    uint64_t next_seq;
     uint32_t depth;
     uint8_t ready;
     uint8_t owns_registration; /* 1: the library registered the thread; 0: adopted or none */
@@ -66,13 +79,19 @@ struct rcushim_thread {
     uint8_t membarrier;        /* liburcu's urcu_memb_has_sys_membarrier, copied once ready */
     struct urcu_reader *_Nonnull reader; /* this thread's liburcu reader record, once ready */
     uint64_t ids[RCUSHIM_MAX_NESTING + 1];
+    struct rcushim_writer_lock *_Nullable held_locks;
+    uint32_t last_cycle_length;
+    uint64_t last_cycle[RCUSHIM_CYCLE_MAX];
 };
 
 /** `ids[0]` of every thread state, placeholders included. */
 #define RCUSHIM_NO_ID UINT64_MAX
 
+/** Set in `ids[d]` while the section at level d is an anonymous region (no token has it). */
+#define RCUSHIM_REGION_BIT 0x8000000000000000ULL
+
 /* bench/check-readpath.sh finds the read path's membarrier test by this offset. */
-_Static_assert(__builtin_offsetof(struct rcushim_thread, membarrier) == 0x17,
+_Static_assert(__builtin_offsetof(struct rcushim_thread, membarrier) == 0x0f,
                "update MEMBARRIER_OFFSET in bench/check-readpath.sh");
 
 #pragma clang assume_nonnull begin
@@ -91,6 +110,10 @@ extern __thread struct rcushim_thread *rcushim_current
 /* INLINE FAST PATH: the calling thread's state, or the read-only placeholder before it is ready:
  * read fields only (`serial` 0 and `depth` 0 make every guard check fail there). */
 static inline struct rcushim_thread *rcushim_self(void) { return rcushim_current; }
+
+/* INLINE FAST PATH: a compiler barrier (no instruction): keeps the compiler from moving memory
+ * accesses across it, which is all a signal handler on the same thread needs. */
+static inline void rcushim_compiler_barrier(void) { cmm_barrier(); }
 
 /* INLINE FAST PATH: the identity stack of the calling thread's sections (`ids[1...depth]`). */
 static inline uint64_t *rcushim_ids(struct rcushim_thread *t) { return t->ids; }
@@ -213,8 +236,25 @@ static inline struct rcushim_thread *_Nullable rcushim_ready_self(void) {
  * registration is only forgotten). Requires depth == 0 and no liburcu section open. */
 void rcushim_thread_fini(void) __attribute__((visibility("hidden")));
 
-/* EXPORTED-FROM-SHIM: waits for a grace period (urcu_memb_synchronize_rcu), excluded from fork. */
-void rcushim_synchronize(void) __attribute__((visibility("hidden")));
+/* EXPORTED-FROM-SHIM: waits for a grace period (urcu_memb_synchronize_rcu), excluded from fork;
+ * returns 0, or -1, waiting for nothing, where grace periods are refused (rcushim_gp_refused). */
+int rcushim_synchronize(void) __attribute__((visibility("hidden")));
+
+/* EXPORTED-FROM-SHIM: 1 in a process forked (directly or through its ancestors) by a thread that
+ * was inside a read-side section while another thread held liburcu's grace-period lock: there
+ * that lock, and maybe liburcu's registry lock, belong to a thread that does not exist, so every
+ * wait for a grace period (synchronize, barrier), every first registration of a thread and the
+ * unregistration at thread exit are refused or skipped. Set only by the fork handler of the
+ * child, when no other thread exists; 0 otherwise. */
+extern int rcushim_gp_refused __attribute__((visibility("hidden")));
+
+/* INLINE FAST PATH: whether waits for a grace period are refused in this process. */
+static inline int rcushim_grace_periods_refused(void) { return rcushim_gp_refused; }
+
+/* EXPORTED-FROM-SHIM: waits until no grace-period wait (rcushim_synchronize) is in progress and keeps
+ * new ones from starting until the calling thread's next fork() (the fork handler then skips that
+ * wait). Requires the calling thread to be outside any read-side section. */
+void rcushim_prepare_fork(void) __attribute__((visibility("hidden")));
 
 /*
  * Storage of the C ABI's handle table (see Sources/SwiftRCUCABI/Handles.swift), kept here so it
@@ -288,6 +328,10 @@ static inline uint64_t rcushim_deferred_pending(void) {
 #define RCUSHIM_BACKPRESSURE_THRESHOLD (1 << 18)
 #define RCUSHIM_BACKPRESSURE_MAX_US 10000
 
+/** Pending deferred destroys from which swiftrcu_old_defer called inside a read-side section
+ *  (where it cannot pause, and nothing completes) refuses with SWIFTRCU_ENOMEM. */
+#define RCUSHIM_DEFER_HARD_LIMIT (1 << 21)
+
 /* EXPORTED-FROM-SHIM: creates liburcu's per-CPU call_rcu workers, once per process. */
 void rcushim_spread_call_rcu(void) __attribute__((visibility("hidden")));
 
@@ -304,15 +348,28 @@ static inline void rcushim_call_rcu(struct rcu_head *head, void (*func)(struct r
  * taken over by the next writer instead of blocking it for ever; the forking thread keeps the
  * locks it held.
  *
+ *
+ * A thread that exits (pthread_exit, cancellation) while it holds writer locks has them released
+ * by its thread-exit handler, after `abandon(abandon_arg)` when the holder set one: the update it
+ * had begun is abandoned (nothing is published). A writer that would wait for a lock whose holder
+ * waits, directly or through other writers, for a lock the writer holds is refused instead
+ * (rcushim_writer_lock_acquire returns nonzero), so such a deadlock never forms.
+ *
  * Invariants:
  *  - `word` is 0 when the lock is free, else `serial << 1 | w`: `serial` is the holder's thread
  *    serial (never 0) and `w` is 1 when a thread may be parked on `wake_seq` (then the holder's
  *    release wakes one);
- *  - `wake_seq` only grows (wrapping), once per release that found `w` set; waiters park on it.
+ *  - `wake_seq` only grows (wrapping), once per release that found `w` set; waiters park on it;
+ *  - while held, the lock is on its holder's `held_locks` list through `next_held`; `abandon`
+ *    and `abandon_arg` are NULL and 0 except while the holder has set them; only the holder
+ *    touches these three fields.
  */
 struct rcushim_writer_lock {
     uint64_t word;
     uint32_t wake_seq;
+    struct rcushim_writer_lock *_Nullable next_held;
+    void (*_Nullable abandon)(uintptr_t);
+    uintptr_t abandon_arg;
 };
 
 /* EXPORTED-FROM-SHIM: the calling thread's serial (allocating its state on first use, without
@@ -325,30 +382,74 @@ static inline uint64_t rcushim_writer_serial(void) {
     return caa_likely(s != 0) ? s : rcushim_thread_serial();
 }
 
-/* EXPORTED-FROM-SHIM: the contended halves of acquire and release below. */
-void rcushim_writer_lock_wait(struct rcushim_writer_lock *l, uint64_t serial)
-    __attribute__((visibility("hidden")));
+/* EXPORTED-FROM-SHIM: the contended halves of acquire and release below. The wait returns 0
+ * once the lock is taken, or, taking nothing, the length of the wait-for cycle that waiting would
+ * close (see rcushim_writer_cycle). */
+int rcushim_writer_lock_wait(struct rcushim_writer_lock *l, uint64_t serial) __attribute__((visibility("hidden")));
 void rcushim_writer_lock_wake(struct rcushim_writer_lock *l) __attribute__((visibility("hidden")));
 
-/* INLINE FAST PATH: takes the lock for the thread with serial `serial` (its own). Not re-entrant:
- * the caller checks rcushim_writer_lock_held first. */
-static inline void rcushim_writer_lock_acquire(struct rcushim_writer_lock *l, uint64_t serial) {
+/* EXPORTED-FROM-SHIM: rcushim_writer_self's slow path. */
+struct rcushim_thread *_Nullable rcushim_writer_self_slow(void) __attribute__((visibility("hidden")));
+
+/* INLINE FAST PATH: the calling thread's state, for a writer (allocated on first use, without
+ * registering the thread with liburcu); NULL when the thread is exiting (its exit handler has
+ * run, so nothing it takes later is released at its exit) or out of memory. */
+static inline struct rcushim_thread *_Nullable rcushim_writer_self(void) {
+    struct rcushim_thread *t = rcushim_current;
+    return caa_likely(t->serial != 0) ? t : rcushim_writer_self_slow();
+}
+
+/*
+ * INLINE FAST PATH: takes the lock for the calling thread, whose serial is `serial` and whose
+ * state is `t` (from rcushim_writer_self; NULL on an exiting thread). Not re-entrant: the caller
+ * checks rcushim_writer_lock_held first. Returns 0 with the lock held; nonzero, taking nothing,
+ * when waiting would deadlock (the holder waits, directly or through other writers, for a lock
+ * this thread holds).
+ */
+static inline int rcushim_writer_lock_acquire(struct rcushim_writer_lock *l, struct rcushim_thread *_Nullable t,
+                                              uint64_t serial) {
     uint64_t expected = 0;
     /* Ordering: acquire pairs with the release in rcushim_writer_lock_release, so the previous
      * holder's writes are visible to this one. */
-    if (caa_likely(__atomic_compare_exchange_n(&l->word, &expected, serial << 1, 0, __ATOMIC_ACQUIRE,
-                                               __ATOMIC_RELAXED)))
-        return;
-    rcushim_writer_lock_wait(l, serial);
+    if (caa_unlikely(!__atomic_compare_exchange_n(&l->word, &expected, serial << 1, 0, __ATOMIC_ACQUIRE,
+                                                  __ATOMIC_RELAXED))) {
+        int cycle = rcushim_writer_lock_wait(l, serial);
+        if (cycle != 0)
+            return cycle;
+    }
+    if (t != NULL) {
+        l->next_held = t->held_locks;
+        t->held_locks = l;
+    }
+    return 0;
 }
 
-/* INLINE FAST PATH: releases the lock; only its holder calls it. */
-static inline void rcushim_writer_lock_release(struct rcushim_writer_lock *l) {
+/* INLINE FAST PATH: releases the lock; only its holder (state `t`, as given to acquire) calls
+ * it, for its innermost held lock. */
+static inline void rcushim_writer_lock_release(struct rcushim_writer_lock *l, struct rcushim_thread *_Nullable t) {
+    if (t != NULL)
+        t->held_locks = l->next_held;
+    l->next_held = NULL;
+    l->abandon = NULL;
+    l->abandon_arg = 0;
     /* Ordering: release pairs with the acquiring exchange of the next holder. */
     uint64_t old = __atomic_exchange_n(&l->word, 0, __ATOMIC_RELEASE);
     if (caa_unlikely(old & 1))
         rcushim_writer_lock_wake(l);
 }
+
+/* INLINE FAST PATH: what the thread-exit handler does first if the holder exits before releasing
+ * `l`: abandon(arg), then the release. Only the holder calls it. */
+static inline void rcushim_writer_lock_on_exit(struct rcushim_writer_lock *l, void (*_Nullable abandon)(uintptr_t),
+                                               uintptr_t arg) {
+    l->abandon = abandon;
+    l->abandon_arg = arg;
+}
+
+/* EXPORTED-FROM-SHIM: the thread serials of the wait-for cycle the calling thread's last refused
+ * acquire found (the thread itself first, then the holder of the lock it asked for, and so on);
+ * writes at most `capacity` of them and returns how many there were (0 on an exiting thread). */
+int rcushim_writer_cycle(uint64_t *out, int capacity) __attribute__((visibility("hidden")));
 
 /* INLINE FAST PATH: whether the thread with serial `serial` holds the lock. */
 static inline int rcushim_writer_lock_held(struct rcushim_writer_lock *l, uint64_t serial) {

@@ -14,10 +14,14 @@
  * (liburcu moves its queue into the child, and the header says so). The parent carries on and at the end every
  * object it published has been destroyed exactly once, in the parent.
  *
- * Four more cases run as fresh processes (this program again) with a timeout, as they may hang:
+ * Six more cases run as fresh processes (this program again) with a timeout, as they may hang:
  *   - idle: fork() inside a read section with nothing pending (the child inherits the section);
  *   - pending: fork() inside a read section when a deferred destroy is pending;
  *   - other-holds: fork() while another thread holds a read section until fork has returned;
+ *   - gp-waiting: fork() inside a read section while another thread waits for a grace period
+ *     (nothing deferred): fork returns; the child refuses grace-period waits and first
+ *     registrations with SWIFTRCU_EPERM, and its forking thread exits;
+ *   - in-destroy: fork() from a deferred destroy: the process aborts with a message;
  *   - writer-busy: fork() while another thread is inside copy_update: the child replaces and
  *     copy_updates that pointer (the unfinished update is lost), forks again inside its own
  *     copy_update callback (the grandchild's forking thread keeps the lock, a new thread waits
@@ -474,6 +478,121 @@ static int fork_while_writer_busy(void) {
     return swiftrcu_free(locked_ptr) == SWIFTRCU_OK ? 0 : 43;
 }
 
+/* fork() inside a read section while another thread waits for a grace period (which waits for
+ * the forking thread's section), nothing deferred. The fork must return; the child, where
+ * liburcu's grace-period lock belongs to a thread that does not exist, gets SWIFTRCU_EPERM from
+ * every call that would wait for a grace period and from a new thread's first registration, can
+ * still read and replace, and its forking thread exits (skipping liburcu's unregistration). The
+ * forking thread is not the main thread, so that its exit runs the library's exit handler. */
+static swiftrcu_ptr *gp_ptr;
+static atomic_int gp_waiter_state;
+static int gp_x, gp_y;
+
+static void *gp_waiter(void *arg) {
+    (void)arg;
+    atomic_store(&gp_waiter_state, 1);
+    int rc = swiftrcu_synchronize(); /* waits for the forking thread's section */
+    atomic_store(&gp_waiter_state, rc == SWIFTRCU_OK ? 2 : 3);
+    return NULL;
+}
+
+static void *gp_new_thread(void *arg) {
+    (void)arg;
+    swiftrcu_guard g = swiftrcu_read_lock();
+    int ok = swiftrcu_dereference(gp_ptr, &g) == NULL && swiftrcu_read_unlock(&g) == SWIFTRCU_EPERM &&
+             swiftrcu_thread_register() == SWIFTRCU_EPERM;
+    return ok ? (void *)1 : NULL;
+}
+
+static void *gp_forker(void *arg) {
+    (void)arg;
+    swiftrcu_guard g = swiftrcu_read_lock();
+    pthread_t w;
+    if (pthread_create(&w, NULL, gp_waiter, NULL) != 0)
+        return (void *)10;
+    while (atomic_load(&gp_waiter_state) == 0)
+        rel_sleep_ms(1);
+    rel_sleep_ms(100); /* the waiter is inside synchronize, waiting for this section */
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (swiftrcu_dereference(gp_ptr, &g) != &gp_x)
+            _exit(20);
+        swiftrcu_old *old = NULL;
+        if (swiftrcu_replace(gp_ptr, &gp_y, &old) != SWIFTRCU_OK || swiftrcu_old_object(old) != &gp_x)
+            _exit(21);
+        if (swiftrcu_read_unlock(&g) != SWIFTRCU_OK)
+            _exit(22);
+        if (swiftrcu_synchronize() != SWIFTRCU_EPERM || swiftrcu_barrier() != SWIFTRCU_EPERM)
+            _exit(23);
+        if (swiftrcu_old_free(old) != SWIFTRCU_EPERM || swiftrcu_old_object(old) != &gp_x)
+            _exit(24); /* refused, changing nothing */
+        if (swiftrcu_free(gp_ptr) != SWIFTRCU_EPERM)
+            _exit(25);
+        pthread_t t;
+        void *ok = NULL;
+        if (pthread_create(&t, NULL, gp_new_thread, NULL) != 0 || pthread_join(t, &ok) != 0 || ok == NULL)
+            _exit(26);
+        /* The child's only thread exits (not the process's main thread, so the library's exit
+         * handler runs); the process then exits 0. */
+        pthread_exit(NULL);
+    }
+    if (pid < 0)
+        return (void *)11;
+    swiftrcu_read_unlock(&g);
+    pthread_join(w, NULL);
+    if (atomic_load(&gp_waiter_state) != 2)
+        return (void *)12;
+    int timed_out;
+    int st = rel_wait_child(pid, 5, &timed_out);
+    if (timed_out)
+        return (void *)13;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return (void *)(intptr_t)(WIFEXITED(st) ? WEXITSTATUS(st) : 14);
+    return NULL;
+}
+
+static int fork_while_grace_period_waits(void) {
+    gp_ptr = swiftrcu_new(&gp_x, NULL, NULL);
+    pthread_t f;
+    void *rc = (void *)1;
+    if (pthread_create(&f, NULL, gp_forker, NULL) != 0 || pthread_join(f, &rc) != 0)
+        return 9;
+    if (rc != NULL)
+        return (int)(intptr_t)rc;
+    /* The parent is unaffected. */
+    return swiftrcu_synchronize() == SWIFTRCU_OK && swiftrcu_free(gp_ptr) == SWIFTRCU_OK ? 0 : 15;
+}
+
+/* fork() from a destroy function running deferred, on liburcu's call_rcu thread: liburcu's fork
+ * handler would wait for that very thread for ever. The library aborts with a message instead
+ * (stderr to REL_CASE_STDERR); the case must die by SIGABRT, not hang. */
+static void forking_destroy(void *p, void *c) {
+    (void)p;
+    (void)c;
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+}
+
+static int fork_inside_deferred_destroy(void) {
+    const char *err = getenv("REL_CASE_STDERR");
+    if (err != NULL) {
+        int fd = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            close(fd);
+        }
+    }
+    static int x, y;
+    swiftrcu_ptr *p = swiftrcu_new(&x, forking_destroy, NULL);
+    swiftrcu_old *old = NULL;
+    if (swiftrcu_replace(p, &y, &old) != SWIFTRCU_OK || swiftrcu_old_defer(old) != SWIFTRCU_OK)
+        return 10;
+    swiftrcu_barrier();
+    return 11; /* not reached: the fork in the destroy aborts the process */
+}
+
 /* Runs case `name` as a fresh process (this program again); its exit code, or -1 if it hung or died. */
 static int isolated(const char *name, double seconds, const char *what) {
     char outcome[96];
@@ -491,6 +610,10 @@ int main(int argc, char **argv) {
         return fork_while_other_thread_holds();
     if (rel_is_case(argc, argv, "writer-busy"))
         return fork_while_writer_busy();
+    if (rel_is_case(argc, argv, "gp-waiting"))
+        return fork_while_grace_period_waits();
+    if (rel_is_case(argc, argv, "in-destroy"))
+        return fork_inside_deferred_destroy();
     int forks = (int)rel_arg(argc, argv, 1, 8);
     harness_watchdog(240);
     double start = rel_now();
@@ -516,6 +639,27 @@ int main(int argc, char **argv) {
     CHECK_EQ_INT(isolated("writer-busy", 8,
                           "fork while another thread is inside copy_update; the child writes that pointer"),
                  0);
+    CHECK_EQ_INT(isolated("gp-waiting", 8,
+                          "fork inside a read section while another thread waits for a grace period"),
+                 0);
+    {
+        char path[] = "/tmp/swiftrcu-fork-XXXXXX";
+        int fd = mkstemp(path);
+        CHECK(fd >= 0);
+        setenv("REL_CASE_STDERR", path, 1);
+        char outcome[96];
+        rel_run_case("in-destroy", 5, outcome, sizeof outcome);
+        unsetenv("REL_CASE_STDERR");
+        printf("fork from a deferred destroy: %s\n", outcome);
+        CHECK(strstr(outcome, "killed by signal 6") != NULL); /* SIGABRT, not a hang */
+        char text[512] = {0};
+        ssize_t n = fd >= 0 ? pread(fd, text, sizeof text - 1, 0) : -1;
+        CHECK(n > 0 && strstr(text, "fork() called from a destroy function running deferred") != NULL);
+        if (fd >= 0) {
+            close(fd);
+            unlink(path);
+        }
+    }
 
     shared_ptr = swiftrcu_new(make(), destroy, NULL);
     CHECK(shared_ptr != NULL);

@@ -10,6 +10,13 @@
  * and not destroyed yet) every 50 ms, and fails the run as soon as the resident set exceeds
  * BOUND_MIB. At the end a barrier must bring the pending count to zero, every object destroyed
  * exactly once.
+ *
+ *   memory --case in-section
+ *
+ * One thread, inside one read section (where no destroy can complete and the library cannot
+ * pause it), replaces and old_defers until old_defer refuses with SWIFTRCU_ENOMEM at the
+ * documented hard limit (2097152 pending destroys), changing nothing; reports the growth of the
+ * resident set up to there; then leaves the section, and every object is destroyed exactly once.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "rel.h"
@@ -101,7 +108,62 @@ static void *reader_main(void *arg) {
     return NULL;
 }
 
+#define DEFER_HARD_LIMIT 2097152L
+
+static int in_section_case(void) {
+    harness_watchdog(300);
+    object_bytes = 16;
+    swiftrcu_ptr *p = swiftrcu_new(make(0), destroy, NULL);
+    long rss_start = rel_status_kib("VmRSS");
+    double start = rel_now();
+    swiftrcu_guard g = swiftrcu_read_lock();
+    long deferred = 0;
+    int rc = SWIFTRCU_OK;
+    swiftrcu_old *refused = NULL;
+    struct mobj *refused_object = NULL;
+    /* Without the limit the loop would go on until memory runs out: stop well past it. */
+    while (deferred < DEFER_HARD_LIMIT + 100000) {
+        struct mobj *o = make(0);
+        swiftrcu_old *old = NULL;
+        if (o == NULL || swiftrcu_replace(p, o, &old) != SWIFTRCU_OK || old == NULL) {
+            error_at("replace failed", deferred);
+            break;
+        }
+        rc = swiftrcu_old_defer(old);
+        if (rc != SWIFTRCU_OK) {
+            refused = old;
+            refused_object = swiftrcu_old_object(old);
+            break;
+        }
+        deferred++;
+    }
+    long rss_at_limit = rel_status_kib("VmRSS");
+    double took = rel_now() - start;
+    printf("in-section: %ld destroys deferred inside one read section in %.2f s, then old_defer returned %d (%s)\n",
+           deferred, took, rc, swiftrcu_strerror(rc));
+    printf("in-section: resident set %ld KiB at start, %ld KiB at the refusal: %.0f bytes per pending destroy "
+           "(%zu-byte objects)\n",
+           rss_start, rss_at_limit, (double)(rss_at_limit - rss_start) * 1024.0 / (double)(deferred ? deferred : 1),
+           object_bytes);
+    CHECK_EQ_INT(rc, SWIFTRCU_ENOMEM);
+    CHECK(deferred > DEFER_HARD_LIMIT - 1000 && deferred <= DEFER_HARD_LIMIT);
+    /* Changing nothing: the refused old handle is still the caller's, with its object. */
+    CHECK(refused != NULL && refused_object != NULL && refused_object->magic == REL_LIVE);
+    CHECK_EQ_INT(swiftrcu_read_unlock(&g), SWIFTRCU_OK);
+    if (refused != NULL)
+        CHECK_EQ_INT(swiftrcu_old_free(refused), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_free(p), SWIFTRCU_OK);
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
+    printf("in-section: objects created %ld, destroyed %ld, errors %ld\n", atomic_load(&created),
+           atomic_load(&destroyed), atomic_load(&errors));
+    CHECK_EQ_INT(atomic_load(&destroyed), atomic_load(&created));
+    CHECK_EQ_INT(atomic_load(&errors), 0);
+    return rel_finish();
+}
+
 int main(int argc, char **argv) {
+    if (rel_is_case(argc, argv, "in-section"))
+        return in_section_case();
     nwriters = (int)rel_arg(argc, argv, 1, 3);
     long seconds = rel_arg(argc, argv, 2, 10);
     long bound_mib = rel_arg(argc, argv, 3, 1024);

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
+
+from . import _ffi
+from ._errors import RcuError
+from ._library import declare
 
 __all__ = ["Statistics", "stats"]
 
@@ -78,22 +82,18 @@ class Statistics:
         return " ".join(f"{k}={v}" for k, v in self.as_dict().items())
 
 
-_stats_get: Optional[Any] = None
+_stats_get: Optional[Callable[[Any], int]] = None
 
 
-def _function() -> Any:
+def _function() -> Callable[[Any], int]:
+    """swiftrcu_stats_get of the library the package loaded (the same copy), declared once."""
     global _stats_get
     if _stats_get is None:
-        from . import _library, library_path  # the library the package loaded (same copy)
-
-        dll = ctypes.PyDLL(library_path)  # never blocks: keeps the interpreter lock
-        try:
-            _stats_get = _library.declare(dll, "swiftrcu_stats_get", ctypes.c_int,
-                                          [ctypes.POINTER(_CStats)])
-        except AttributeError:
-            raise RuntimeError(
-                f"swiftrcu.stats(): {library_path} has no swiftrcu_stats_get (a library older "
-                "than this binding)") from None
+        if not hasattr(_ffi.pydll, "swiftrcu_stats_get"):
+            raise RuntimeError(f"swiftrcu.stats(): {_ffi.library_path} has no swiftrcu_stats_get "
+                               "(a library older than this binding)")
+        # PyDLL: never blocks, keeps the interpreter lock.
+        _stats_get = declare(_ffi.pydll, "swiftrcu_stats_get", ctypes.c_int, [ctypes.POINTER(_CStats)])
     return _stats_get
 
 
@@ -103,8 +103,6 @@ def stats() -> Statistics:
     raw.size = ctypes.sizeof(_CStats)
     status = _function()(ctypes.byref(raw))
     if status != 0:  # pragma: no cover - the size above is always accepted
-        from . import RcuError
-
         raise RcuError(status, "swiftrcu_stats_get refused the statistics buffer")
     if raw.size < ctypes.sizeof(_CStats):  # pragma: no cover - every library with stats_get fills all
         raise RuntimeError(f"swiftrcu_stats_get filled {raw.size} of {ctypes.sizeof(_CStats)} bytes")

@@ -11,13 +11,13 @@ import threading
 import pytest
 
 import swiftrcu
-from swiftrcu import _core
+from swiftrcu import _ffi, _rcu, _release
 
 
 def test_read_is_a_bound_loader_returning_new_references() -> None:
     value = object()
     r = swiftrcu.Rcu(value)
-    assert isinstance(r.read, _core._Loader)
+    assert isinstance(r.read, _rcu._Loader)
     before = sys.getrefcount(value)
     results = [r.read() for _ in range(1000)]
     assert all(x is value for x in results)
@@ -61,10 +61,10 @@ def test_handles_are_recycled_once_the_reader_is_gone() -> None:
     handle = r._ptr.value
     fetched = r.read
     r.close()
-    assert handle not in _core._pool
+    assert handle not in _release.pool
     del fetched
     gc.collect()
-    assert handle in _core._pool
+    assert handle in _release.pool
     n = swiftrcu.Rcu(2)  # takes a handle from the pool
     assert n.read() == 2
     n.close()
@@ -74,7 +74,7 @@ def test_collected_rcu_unbinds_its_loader() -> None:
     # More Rcu objects over time than there are loaders: each collected one gives its back.
     for i in range(3 * 1024):
         r = swiftrcu.Rcu(i)
-        assert isinstance(r.read, _core._Loader)
+        assert isinstance(r.read, _rcu._Loader)
         assert r.read() == i
         del r
     gc.collect()
@@ -93,13 +93,13 @@ def test_without_a_free_loader_read_falls_back() -> None:
     try:
         while True:  # take every free loader
             out = ctypes.c_void_p()
-            if bind(holder._ptr, _core._PY_INCREF, None, ctypes.byref(out)) != swiftrcu.OK:
+            if bind(holder._ptr, _ffi.PY_INCREF, None, ctypes.byref(out)) != swiftrcu.OK:
                 break
             taken.append(out.value)
         assert len(taken) <= 1024
         a, b = object(), object()
         r = swiftrcu.Rcu(a)
-        assert isinstance(r.read, _core._SlowReader)
+        assert isinstance(r.read, _rcu._SlowReader)
         before = sys.getrefcount(a)
         assert r.read() is a
         assert sys.getrefcount(a) == before
@@ -116,7 +116,7 @@ def test_without_a_free_loader_read_falls_back() -> None:
         for address in taken:
             assert unbind(address) == swiftrcu.OK
     holder.close()
-    assert isinstance(swiftrcu.Rcu(0).read, _core._Loader)
+    assert isinstance(swiftrcu.Rcu(0).read, _rcu._Loader)
 
 
 def test_readers_race_writers_and_close() -> None:

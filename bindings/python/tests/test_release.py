@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import sys
 import time
+import weakref
 
 import pytest
 
@@ -33,20 +34,39 @@ def test_publication_holds_exactly_one_reference() -> None:
     r.close()
 
 
-def test_object_published_twice_is_released_once_per_publication() -> None:
+def test_object_published_in_two_rcus_is_released_once_per_publication() -> None:
     obj = object()
     base = sys.getrefcount(obj)
     r1 = swiftrcu.Rcu(obj)
     r2 = swiftrcu.Rcu(obj)
-    old = r1.replace(obj)  # a second publication in the same Rcu
-    assert sys.getrefcount(obj) == base + 3
-    assert old.value is obj
-    old.free()
     assert sys.getrefcount(obj) == base + 2
-    r1.close()
+    assert r1.replace(obj) is None  # the current object again: nothing changes
+    assert sys.getrefcount(obj) == base + 2
+    old = r1.replace(None)
+    assert old is not None and old.value is obj
+    old.free()
     assert sys.getrefcount(obj) == base + 1
+    r1.close()
     r2.close()
     assert sys.getrefcount(obj) == base
+
+
+def test_replace_with_current_object_neither_releases_nor_leaks_it() -> None:
+    class Value:
+        pass
+
+    obj = Value()
+    ref = weakref.ref(obj)
+    r = swiftrcu.Rcu(obj)
+    for _ in range(3):
+        assert r.replace(obj) is None
+    del obj
+    swiftrcu.barrier()
+    gc.collect()
+    assert ref() is not None and r.read() is ref()  # still published, never released
+    r.close()
+    gc.collect()
+    assert ref() is None  # released once the Rcu let it go: no reference leaked
 
 
 def test_free_releases_after_readers_leave(tracker: Tracker) -> None:
@@ -193,7 +213,8 @@ def test_second_free_or_defer_raises_einval() -> None:
     r = swiftrcu.Rcu(1)
     for first in ("free", "defer"):
         for second in ("free", "defer"):
-            old = r.replace(2)
+            old = r.replace([first, second])  # a new object each time
+            assert old is not None
             getattr(old, first)()
             with pytest.raises(swiftrcu.RcuError) as info:
                 getattr(old, second)()

@@ -208,8 +208,31 @@ def test_every_use_of_closed_rcu_raises_einval() -> None:
             with pytest.raises(swiftrcu.RcuError) as info:
                 call()
             assert info.value.name == "SWIFTRCU_EINVAL", name
+            assert isinstance(info.value, ValueError), name  # as for a closed file
+            assert isinstance(info.value, swiftrcu.ClosedError), name
     finally:
         g.unlock()
+
+
+def test_a_guard_never_closes_a_c_guards_section() -> None:
+    import ctypes
+
+    from swiftrcu._library import GuardStruct
+
+    lib = ctypes.PyDLL(swiftrcu.library_path)
+    c_lock = lib.swiftrcu_read_lock
+    c_lock.restype = GuardStruct
+    c_unlock = lib.swiftrcu_read_unlock
+    c_unlock.argtypes = [ctypes.POINTER(GuardStruct)]
+    outer = swiftrcu.read_lock()
+    c_guard = c_lock()  # a C guard's section inside the Python guard's
+    with pytest.raises(swiftrcu.RcuError) as info:
+        outer.unlock()
+    assert info.value.name == "SWIFTRCU_EPERM"
+    assert outer.held  # nothing changed
+    assert c_unlock(ctypes.byref(c_guard)) == 0
+    outer.unlock()
+    assert not outer.held
 
 
 def test_replace_on_closed_rcu_does_not_keep_the_new_object(tracker: Tracker) -> None:
