@@ -6,7 +6,7 @@
 #   make wheel          the Python wheel (libswiftrcu.so and its liburcu inside) into build/dist/
 #   make header         regenerate include/swiftrcu_generated.h from the @c functions (commit it)
 #   make test           all of: test-swift test-swift-client check-header test-install test-headers test-c
-#                       test-cpp test-python test-reliability fuzz-short bench-smoke
+#                       test-cpp test-python test-reliability fuzz-short bench-smoke bench-scale-smoke
 #     test-swift        the Swift tests (swift test)
 #     test-swift-client the Swift API from a client package: public symbols, tests, code that must not compile
 #     check-header      include/swiftrcu_generated.h is what `make header` would write
@@ -20,12 +20,14 @@
 #     test-reliability  the short reliability suites (bindings/c/reliability all-short)
 #     fuzz-short        60 s of API fuzzing (bindings/c/fuzz)
 #     bench-smoke       the benchmark with tiny counts, figures not judged
+#     bench-scale-smoke the scale benchmark shortened to seconds, figures not judged
 #   make torture        the long torture run (TORTURE_ARGS="readers writers seconds")
 #   make test-asan      the C harness, torture, callbacks and churn under AddressSanitizer + UBSan
 #   make test-valgrind  the C harness under valgrind
 #   make test-fork      the fork suite alone
 #   make fuzz           API fuzzing for FUZZ_SECONDS (default 300)
 #   make bench          the full benchmark beside liburcu and pthread locks (bench/README.md)
+#   make bench-scale    costs against 1-64 reader threads, 1-1M live pointers and a deferred-destroy flood
 #   make clean          remove build/ and the harnesses' outputs
 SHELL := /bin/bash
 .DEFAULT_GOAL := all
@@ -68,7 +70,7 @@ CMAKE_SUBST = -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e '
 .PHONY: all deps lib header check-header install uninstall test test-swift test-swift-client test-c test-python \
 	test-install test-headers test-cpp test-reliability torture test-asan test-valgrind test-fork fuzz fuzz-short bench \
 	wheel test-python-source \
-	bench-smoke demo clean
+	bench-smoke bench-scale bench-scale-smoke demo clean
 
 all: lib
 
@@ -126,6 +128,7 @@ $(OUT)/.installed-%: lib
 
 test-swift: deps
 	$(SWIFT) test
+	SWIFTRCU_STATS_EXCLUSIVE=1 $(SWIFT) test --filter StatisticsTests
 
 # The Swift API from outside: its public symbols, a client package's tests, snippets that must not compile.
 test-swift-client: deps
@@ -211,7 +214,14 @@ bench:
 bench-smoke: $(OUT)/.installed-test-prefix
 	$(MAKE) -C bench bench-smoke PREFIX=$(TESTPREFIX)
 
-test: deps test-swift test-swift-client check-header test-install test-headers test-c test-cpp test-python test-reliability fuzz-short bench-smoke
+# Scale (bench/run_scale.py): reader threads, live pointers, deferred-destroy flood; a few minutes.
+bench-scale:
+	$(MAKE) -C bench bench-scale
+
+bench-scale-smoke: $(OUT)/.installed-test-prefix
+	$(MAKE) -C bench bench-scale-smoke PREFIX=$(TESTPREFIX)
+
+test: deps test-swift test-swift-client check-header test-install test-headers test-c test-cpp test-python test-reliability fuzz-short bench-smoke bench-scale-smoke
 	@echo "make test: all suites passed"
 
 demo: $(OUT)/.installed-demo-prefix

@@ -121,6 +121,13 @@
  *   handle (a random pointer) is refused too, unless it happens to equal a live handle. A guard
  *   the calling thread does not hold (spent, another thread's, zeroed) dereferences NULL, and
  *   unlocking any guard but the thread's innermost held one gives SWIFTRCU_EPERM.
+ *
+ * STATISTICS
+ *   swiftrcu_stats_get() fills a swiftrcu_stats: grace periods waited, deferred destroys queued,
+ *   run and pending (with the peak), destroys, live handles, registered threads, writer pauses and
+ *   refused calls by status, counted since the library was loaded and read one at a time (not a
+ *   snapshot). Setting SWIFTRCU_STATS=1 in the environment makes the library print them at exit as
+ *   one line "swiftrcu stats: key=value ..." on stderr, for programs that cannot be changed.
  */
 #ifndef SWIFTRCU_H
 #define SWIFTRCU_H

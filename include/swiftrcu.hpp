@@ -319,6 +319,17 @@ inline void synchronize() { detail::check(swiftrcu_synchronize(), "swiftrcu::syn
  *  (SWIFTRCU_EDEADLK) inside a read section or from a destroy running deferred. */
 inline void barrier() { detail::check(swiftrcu_barrier(), "swiftrcu::barrier"); }
 
+/** The library's statistics (swiftrcu_stats_get(); the fields are described at swiftrcu_stats in
+ *  swiftrcu_types.h): counted since libswiftrcu.so was loaded, read one at a time (not a
+ *  snapshot). A counter the loaded library does not fill (one older than this header) reads 0. */
+inline swiftrcu_stats stats() noexcept {
+    swiftrcu_stats s{};
+    s.size = sizeof s;
+    int status = swiftrcu_stats_get(&s); // a full-size, non-NULL struct: cannot be refused
+    (void)status;
+    return s;
+}
+
 template <class T, class D>
 class ptr;
 

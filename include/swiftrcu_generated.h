@@ -380,6 +380,25 @@ char const * SWIFTRCU_NONNULL swiftrcu_strerror(int status)
  */
 char const * SWIFTRCU_NONNULL swiftrcu_version(void) SWIFTRCU_NOEXCEPT SWIFTRCU_WARN_UNUSED_RESULT;
 
+/* ---- Statistics: counters of the library's activity ---- */
+
+/**
+ * Fills *stats with the library's statistics (see swiftrcu_stats in swiftrcu_types.h).
+ * Set stats->size to the number of bytes provided, normally sizeof(swiftrcu_stats). The library
+ * fills every counter that lies entirely within stats->size bytes, in the header's order, leaves
+ * any bytes after them untouched, and writes the number of bytes it filled (the size member
+ * included) back into stats->size. So a caller with an older, shorter struct gets the counters it
+ * knows, and a caller with a newer, longer one can tell from stats->size which counters this
+ * library filled. The counters are read one at a time, not as a consistent snapshot.
+ * Any thread may call it, also inside a read-side critical section; it never blocks. It
+ * reports this instance of the library only (a Swift program linking the SwiftRCU package has
+ * a separate one).
+ * Returns SWIFTRCU_OK; SWIFTRCU_EINVAL, changing nothing, for a NULL stats or a stats->size too
+ * small to hold the size member and one counter.
+ */
+int swiftrcu_stats_get(swiftrcu_stats * SWIFTRCU_NULLABLE stats)
+    SWIFTRCU_NOEXCEPT SWIFTRCU_WARN_UNUSED_RESULT;
+
 /* ---- Bindings support: entry points for foreign function interfaces (ctypes) ---- */
 
 /**

@@ -9,6 +9,7 @@
 #ifndef SWIFTRCU_TYPES_H
 #define SWIFTRCU_TYPES_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -97,6 +98,73 @@ typedef void (*swiftrcu_call_fn)(swiftrcu_head *head);
 
 /** How many loaders can be bound at once (swiftrcu_loader_bind()). */
 #define SWIFTRCU_LOADERS_MAX 1024
+
+/**
+ * The library's statistics, filled by swiftrcu_stats_get(). Counted since the library was loaded
+ * unless a field says "now". Every field after `size` is a uint64_t, in this order for good:
+ * later versions only append fields, so a caller built with an older or newer header gets the
+ * fields both know (see swiftrcu_stats_get() for `size`). The counters are read one at a time,
+ * not as a consistent snapshot: a field read while other threads work may not match another.
+ *
+ * They describe one instance of the library: libswiftrcu.so has its own, and a program that
+ * also links the SwiftRCU Swift package has a second one (Swift's RcuStatistics) that counts
+ * nothing done through this one.
+ *
+ * Invariants: `size` comes first; every later member is a uint64_t counter, without gaps (a
+ * static assertion below checks it), so a byte count names a whole number of counters.
+ */
+typedef struct swiftrcu_stats {
+    /** In: the bytes the caller provides (normally sizeof(swiftrcu_stats)). Out: the bytes
+     *  the library filled, this member included. */
+    size_t size;
+    /** Grace-period waits the library made and completed: swiftrcu_synchronize(),
+     *  swiftrcu_old_free(), swiftrcu_free() (not the waits of liburcu's call_rcu threads). */
+    uint64_t grace_periods;
+    /** Destroys handed to liburcu's call_rcu (swiftrcu_old_defer()). */
+    uint64_t deferred_queued;
+    /** Deferred destroys that have run. */
+    uint64_t deferred_completed;
+    /** Deferred destroys queued and not yet run, now. */
+    uint64_t deferred_pending;
+    /** The highest deferred_pending seen (by a deferring call or a read of the statistics). */
+    uint64_t deferred_pending_peak;
+    /** Calls of destroy functions, synchronous (free, old_free) and deferred. */
+    uint64_t objects_destroyed;
+    /** swiftrcu_ptr handles alive now (created, not yet freed). */
+    uint64_t ptrs_live;
+    /** swiftrcu_old handles alive now (handed out, not yet freed or deferred). */
+    uint64_t olds_live;
+    /** Threads registered with the library now, liburcu's call_rcu worker threads included
+     *  (the library adopts each one when it first runs a deferred destroy). */
+    uint64_t threads_registered;
+    /** Threads ever registered with the library (the same threads as threads_registered). */
+    uint64_t threads_registered_total;
+    /** Threads that exited holding read locks, which the library released at their exit. */
+    uint64_t threads_exited_in_section;
+    /** Back-pressure pauses of deferring writers (see swiftrcu_old_defer()). */
+    uint64_t writer_pauses;
+    /** Total time of those pauses, in nanoseconds. */
+    uint64_t writer_pause_ns;
+    /** Calls that returned SWIFTRCU_EDEADLK. */
+    uint64_t edeadlk_refusals;
+    /** Calls that returned SWIFTRCU_EPERM. Refusals that return NULL or a zeroed guard instead
+     *  of a status (swiftrcu_dereference() with a foreign guard, for example) are not counted. */
+    uint64_t eperm_refusals;
+    /** Calls that returned SWIFTRCU_EINVAL (refusals without a status are not counted). */
+    uint64_t einval_refusals;
+} swiftrcu_stats;
+
+/** How many counters the swiftrcu_stats of this header has. */
+#define SWIFTRCU_STATS_FIELDS 16
+
+/* The counters follow `size` without gaps, so a size says exactly which ones it covers. */
+#if defined(__cplusplus)
+static_assert(sizeof(swiftrcu_stats) == offsetof(swiftrcu_stats, grace_periods) + SWIFTRCU_STATS_FIELDS * 8,
+              "swiftrcu_stats: counters must be contiguous uint64_t");
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+_Static_assert(sizeof(swiftrcu_stats) == offsetof(swiftrcu_stats, grace_periods) + SWIFTRCU_STATS_FIELDS * 8,
+               "swiftrcu_stats: counters must be contiguous uint64_t");
+#endif
 
 /* Pointer typedefs that keep the handle types' names in the generated declarations:
  * `swiftrcu_ptr_ref` is `swiftrcu_ptr *`, `swiftrcu_const_ptr_ref` is `const swiftrcu_ptr *`,

@@ -133,6 +133,7 @@ static void release_registration(struct rcushim_thread *t) {
         urcu_memb_unregister_thread();
         pthread_rwlock_unlock(&gp_fork_lock);
     }
+    rcushim_stats_sub(&rcushim_stats.threads_registered);
     t->ready = 0;
     t->reader = &rcushim_unready_reader; /* INVARIANT: not ready */
     t->owns_registration = 0;
@@ -158,6 +159,7 @@ static void on_thread_exit(void *unused) {
     }
     rcushim_current = &exited_placeholder;
     if (t->ready) {
+        rcushim_stats_add(&rcushim_stats.threads_exited_in_section, t->depth > 0);
         while (t->depth > 0) {
             t->depth--;
             rcushim_read_unlock(t);
@@ -263,6 +265,7 @@ static void after_fork_child(void) {
                 reader->registered = 0;
             }
             *p = entry->next;
+            rcushim_stats_sub(&rcushim_stats.threads_registered);
         } else {
             p = &entry->next;
         }
@@ -494,6 +497,8 @@ struct rcushim_thread *rcushim_thread_init(void) {
         registry_link.next = registry_head;
         registry_head = &registry_link;
         pthread_mutex_unlock(&registry_lock);
+        rcushim_stats_add(&rcushim_stats.threads_registered, 1);
+        rcushim_stats_add(&rcushim_stats.threads_registered_total, 1);
     }
     t->reader = reader; /* INVARIANT: with `ready`, the thread's own record */
     t->ready = 1;
@@ -532,6 +537,7 @@ int rcushim_synchronize(void) {
     pthread_rwlock_unlock(&gp_fork_lock);
     if (!prepared)
         pthread_rwlock_unlock(&sync_fork_lock);
+    rcushim_stats_grace_period();
     return 0;
 }
 

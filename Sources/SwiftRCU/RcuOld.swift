@@ -1,6 +1,7 @@
 // SwiftRCU Swift API (room 3 of 3, over the core): an unpublished object waiting for its grace period.
 // SPDX-License-Identifier: LGPL-2.1-or-later
 
+import CLiburcuShim
 import SwiftRCUCore
 
 /// An object that has been unpublished but may still be read by readers that found it earlier
@@ -71,6 +72,7 @@ public struct RcuOld<Value: AnyObject & Sendable>: ~Copyable, @unchecked Sendabl
         // SAFETY: a grace period has passed since the object was unpublished, so no reader holds
         // it; the retain released here is the one this `RcuOld` owned (type invariant).
         Unmanaged<Value>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).release()
+        rcushim_stats_destroyed()
     }
 
     private static func releaseLater(_ bits: UInt) {
@@ -80,6 +82,7 @@ public struct RcuOld<Value: AnyObject & Sendable>: ~Copyable, @unchecked Sendabl
             if !ReadSide.isInSection {
                 guard (try? synchronizeRCU()) != nil else { return } // refused: kept, see deinit
                 releaseRetained(raw, nil)
+                rcushim_stats_destroyed()
             } else {
                 preconditionFailure("RcuOld: out of memory while deferring a release inside a read section")
             }

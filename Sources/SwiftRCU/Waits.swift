@@ -19,8 +19,8 @@ import Synchronization
 ///   nothing, in a process forked while a grace period was waiting for the forking thread's
 ///   section (see `swiftrcu_synchronize` in the C header), where grace periods are refused.
 public func synchronizeRCU() throws(RcuError) {
-    guard !ReadSide.isInSection else { throw .deadlock }
-    guard rcushim_synchronize() == 0 else { throw .notPermitted }
+    guard !ReadSide.isInSection else { throw RcuError.counted(.deadlock) }
+    guard rcushim_synchronize() == 0 else { throw RcuError.counted(.notPermitted) }
 }
 
 /// Waits until every deferred release requested before the call has run (liburcu's `rcu_barrier`).
@@ -32,8 +32,8 @@ public func synchronizeRCU() throws(RcuError) {
 ///   release itself (it would wait for its own completion); `RcuError.notPermitted` where grace
 ///   periods are refused (as for `synchronizeRCU()`).
 public func rcuBarrier() throws(RcuError) {
-    guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { throw .deadlock }
-    guard rcushim_grace_periods_refused() == 0 else { throw .notPermitted }
+    guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { throw RcuError.counted(.deadlock) }
+    guard rcushim_grace_periods_refused() == 0 else { throw RcuError.counted(.notPermitted) }
     _ = rcushim_ready_self() // liburcu's barrier queues callbacks: it wants a registered caller
     rcushim_barrier()
 }
@@ -45,8 +45,8 @@ public func rcuBarrier() throws(RcuError) {
 /// - Throws: `RcuError.deadlock` when the calling thread is inside a read-side critical section
 ///   (the task would wait for a section that only it can end).
 public func synchronizeRCU() async throws(RcuError) {
-    guard !ReadSide.isInSection else { throw .deadlock }
-    guard rcushim_grace_periods_refused() == 0 else { throw .notPermitted }
+    guard !ReadSide.isInSection else { throw RcuError.counted(.deadlock) }
+    guard rcushim_grace_periods_refused() == 0 else { throw RcuError.counted(.notPermitted) }
     await afterGracePeriod()
 }
 
@@ -57,8 +57,8 @@ public func synchronizeRCU() async throws(RcuError) {
 ///
 /// - Throws: `RcuError.deadlock` inside a read-side critical section or a deferred release.
 public func rcuBarrier() async throws(RcuError) {
-    guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { throw .deadlock }
-    guard rcushim_grace_periods_refused() == 0 else { throw .notPermitted }
+    guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { throw RcuError.counted(.deadlock) }
+    guard rcushim_grace_periods_refused() == 0 else { throw RcuError.counted(.notPermitted) }
     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
         BarrierThread.shared.enqueue(continuation)
     }

@@ -26,7 +26,8 @@ final class PtrState {
     }
 }
 
-@inline(__always) private func status(_ error: RcuError) -> CInt { error.rawValue }
+/// A refusal's status code, counted for swiftrcu_stats_get (out of line, see Stats.swift).
+@inline(__always) private func status(_ error: RcuError) -> CInt { refusal(error) }
 
 @inline(__always) private func bits(_ p: OpaquePointer) -> UInt { UInt(bitPattern: p) }
 
@@ -141,6 +142,7 @@ public func swiftrcu_free(_ ptr: swiftrcu_ptr_ref?) -> CInt {
     let s = state.takeRetainedValue()
     if let destroy = s.destroy, let raw = UnsafeMutableRawPointer(bitPattern: object) {
         destroy(raw, s.context)
+        rcushim_stats_destroyed()
     }
     HandleTable.release(handle)
     return SWIFTRCU_OK
@@ -742,6 +744,7 @@ public func swiftrcu_old_free(_ old: swiftrcu_old_ref?) -> CInt {
     _ = rcushim_synchronize() // not refused: checked above
     if let destroy = destroyFunction(destroy), let raw = UnsafeMutableRawPointer(bitPattern: object) {
         destroy(raw, UnsafeMutableRawPointer(bitPattern: context))
+        rcushim_stats_destroyed()
     }
     HandleTable.release(UInt(bitPattern: old))
     return SWIFTRCU_OK

@@ -159,15 +159,18 @@ enum HandleTable {
     static func publish(_ slot: UnsafeMutablePointer<HandleSlot>, _ handle: UInt) {
         // Ordering: release pairs with the acquire load in `lookup`.
         slot.pointee.stamp.store(UInt64(handle), ordering: .releasing)
+        rcushim_stats_handle(UInt64(handle), 1)
     }
 
     /// Retires a live handle: afterwards `lookup` refuses it. Exactly one of several concurrent
     /// callers for the same handle gets `true`.
     static func retire(_ slot: UnsafeMutablePointer<HandleSlot>, _ handle: UInt) -> Bool {
         // Ordering: acquire-release so the winner sees every write made under the live handle.
-        slot.pointee.stamp.compareExchange(
+        let retired = slot.pointee.stamp.compareExchange(
             expected: UInt64(handle), desired: 0, ordering: .acquiringAndReleasing
         ).exchanged
+        if retired { rcushim_stats_handle(UInt64(handle), -1) }
+        return retired
     }
 
     /// Returns a retired or never-published slot to the free list. For a retired slot, call only

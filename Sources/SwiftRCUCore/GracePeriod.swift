@@ -103,6 +103,7 @@ private func enqueue(
     // One default call_rcu worker can fall behind several writers; past the threshold, spread
     // the destroys over one worker per CPU (liburcu's own mechanism), once per process.
     let pending = rcushim_deferred_pending()
+    rcushim_stats_note_pending(pending)
     if pending > UInt64(RCUSHIM_SPREAD_THRESHOLD) {
         rcushim_spread_call_rcu()
         if pending > UInt64(RCUSHIM_BACKPRESSURE_THRESHOLD) { applyBackPressure() }
@@ -118,6 +119,8 @@ private func applyBackPressure() {
     guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { return }
     let step: Int = 50
     var waited = 0
+    let start = rcushim_stats_now_ns()
+    defer { if waited > 0 { rcushim_stats_pause_done(start) } }
     while waited < Int(RCUSHIM_BACKPRESSURE_MAX_US),
         rcushim_deferred_pending() > UInt64(RCUSHIM_BACKPRESSURE_THRESHOLD / 2)
     {
@@ -140,6 +143,7 @@ private let deferredCallCallback: @convention(c) (UnsafeMutablePointer<rcu_head>
     let t = rcushim_ready_self()
     t?.pointee.in_callback &+= 1
     fn(node)
+    rcushim_stats_destroyed()
     t?.pointee.in_callback &-= 1
     rcushim_count_deferred_completed()
 }
@@ -155,6 +159,7 @@ private func runDeferredDestroy(_ head: UnsafeMutablePointer<rcu_head>) {
     t?.pointee.in_callback &+= 1
     if let destroy = item.destroy, item.object != nil {
         destroy(item.object, item.context)
+        rcushim_stats_destroyed()
     }
     item.finish?(item.finishArgument)
     t?.pointee.in_callback &-= 1

@@ -24,6 +24,8 @@
 #endif
 #include <stdint.h>
 #include <urcu/urcu-memb.h>
+/* The library's statistics counters (swiftrcu_stats_get, RcuStatistics). */
+#include "rcushim_stats.h"
 
 #ifdef __cplusplus
 extern "C" {

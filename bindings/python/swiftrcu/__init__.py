@@ -26,6 +26,7 @@ from ._guard import Guard, read_lock
 from ._process import EXIT_TIMEOUT
 from ._rcu import Rcu
 from ._release import RcuOld, barrier, synchronize
+from ._stats import Statistics, stats
 
 __version__ = "0.1.0"
 
@@ -33,4 +34,5 @@ __all__ = [
     "Rcu", "RcuOld", "Guard", "read_lock", "synchronize", "barrier",
     "RcuError", "DeadlockError", "ClosedError", "OK", "EINVAL", "EPERM", "EDEADLK", "ENOMEM",
     "EXIT_TIMEOUT", "library_path", "library_version", "__version__",
+    "Statistics", "stats",
 ]
