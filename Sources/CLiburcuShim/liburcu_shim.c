@@ -60,11 +60,14 @@ static __thread int fork_prepared;
 /* The C ABI's handle table (see Handles.swift); the free list starts empty (UINT32_MAX). */
 uintptr_t rcushim_directory_storage[RCUSHIM_DIRECTORY_SIZE] __attribute__((aligned(64)));
 unsigned char rcushim_first_segment_storage[RCUSHIM_FIRST_SEGMENT_BYTES] __attribute__((aligned(64)));
-struct rcushim_free_list rcushim_free_list_storage = {UINT32_MAX, UINT32_MAX, 0};
+uint64_t rcushim_free_ready __attribute__((aligned(64))) = UINT32_MAX;
+uint32_t rcushim_free_returned __attribute__((aligned(64))) = UINT32_MAX;
+uint32_t rcushim_segment_count;
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 
 uint64_t rcushim_deferred_queued __attribute__((aligned(64)));
 uint64_t rcushim_deferred_completed __attribute__((aligned(64)));
+uint32_t rcushim_deferred_loaded_flag __attribute__((aligned(64)));
 
 void rcushim_table_lock(void) { pthread_mutex_lock(&table_lock); }
 void rcushim_table_unlock(void) { pthread_mutex_unlock(&table_lock); }

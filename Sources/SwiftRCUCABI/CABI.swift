@@ -711,19 +711,28 @@ public func swiftrcu_old_object(_ old: swiftrcu_const_old_ref?) -> UnsafeMutable
     } ?? nil
 }
 
-/// Retires old and returns its object, destroy function and context; `.some(nil)` when it is not
-/// a live old handle, nil (changing nothing) when the thread is exiting.
-private func retireOld(_ old: swiftrcu_old_ref) -> (object: UInt, destroy: UInt, context: UInt)?? {
+/// Retires old and returns its slot, which is the caller's from then on; nil when it is not a
+/// live old handle.
+///
+/// Needs no read section: slots are never freed, nothing of the slot is read before the retiring
+/// exchange, and that exchange succeeds only while the slot still carries this very handle
+/// (its generation included), after which no one else can retire or release it.
+private func retireOld(_ old: swiftrcu_old_ref) -> UnsafeMutablePointer<HandleSlot>? {
     let handle = UInt(bitPattern: old)
-    return ReadSide.withInternalSection { () -> (UInt, UInt, UInt)? in
-        guard let slot = HandleTable.lookup(handle, .old) else { return nil }
-        // Ordering: relaxed; the stamp's acquire load in `lookup` ordered the words.
-        let words = (
-            slot.pointee.word0.load(ordering: .relaxed), slot.pointee.word1.load(ordering: .relaxed),
-            slot.pointee.word2.load(ordering: .relaxed)
-        )
-        guard HandleTable.retire(slot, handle) else { return nil }
-        return words
+    guard let slot = HandleTable.lookup(handle, .old), HandleTable.retire(slot, handle) else { return nil }
+    return slot
+}
+
+/// Destroys the object of a retired old slot (owned by the caller) with its destroy function.
+private func destroyOld(_ slot: UnsafeMutablePointer<HandleSlot>) {
+    // Ordering: relaxed; the retiring exchange (acquire) ordered the words for the retiring
+    // thread, and whoever runs this later was handed the slot by it (call_rcu's own ordering).
+    let object = slot.pointee.word0.load(ordering: .relaxed)
+    let destroy = slot.pointee.word1.load(ordering: .relaxed)
+    let context = slot.pointee.word2.load(ordering: .relaxed)
+    if let destroy = destroyFunction(destroy), let raw = UnsafeMutableRawPointer(bitPattern: object) {
+        destroy(raw, UnsafeMutableRawPointer(bitPattern: context))
+        rcushim_stats_destroyed()
     }
 }
 
@@ -739,20 +748,27 @@ public func swiftrcu_old_free(_ old: swiftrcu_old_ref?) -> CInt {
     guard let old else { return status(.invalidArgument) }
     guard !ReadSide.isInSection else { return status(.deadlock) }
     guard rcushim_grace_periods_refused() == 0 else { return status(.notPermitted) }
-    guard let retired = retireOld(old) else { return status(.notPermitted) }
-    guard let (object, destroy, context) = retired else { return status(.invalidArgument) }
+    guard rcushim_ready_self() != nil else { return status(.notPermitted) } // the thread is exiting
+    guard let slot = retireOld(old) else { return status(.invalidArgument) }
     _ = rcushim_synchronize() // not refused: checked above
-    if let destroy = destroyFunction(destroy), let raw = UnsafeMutableRawPointer(bitPattern: object) {
-        destroy(raw, UnsafeMutableRawPointer(bitPattern: context))
-        rcushim_stats_destroyed()
-    }
-    HandleTable.release(UInt(bitPattern: old))
+    destroyOld(slot)
+    HandleTable.release(slot)
     return SWIFTRCU_OK
 }
 
-/// Returns a retired old slot to the table once its deferred destroy has run.
-private func releaseOldSlot(_ handle: UInt) {
-    HandleTable.release(handle)
+/// The deferred destroy of an old slot: its `head` is the slot's address (HandleSlot's
+/// invariant); destroys the object, then returns the slot to the table.
+private let oldSlotCallback: DeferredCallback = { head in
+    // SAFETY: liburcu hands back the head that swiftrcu_old_defer queued, the first field of a
+    // retired slot that nothing else uses until it is released here.
+    let slot = UnsafeMutableRawPointer(head).assumingMemoryBound(to: HandleSlot.self)
+    // The next queued destroy is most likely another old slot, far from this CPU's cache: start
+    // fetching it.
+    rcushim_prefetch_next_head(head)
+    runDeferred {
+        destroyOld(slot)
+        HandleTable.release(slot)
+    }
 }
 
 /// Returns the old slot a writer had reserved when its thread exits inside copy_update.
@@ -780,14 +796,11 @@ public func swiftrcu_old_defer(_ old: swiftrcu_old_ref?) -> CInt {
     if ReadSide.isInSection, rcushim_deferred_pending() >= UInt64(RCUSHIM_DEFER_HARD_LIMIT) {
         return status(.outOfMemory)
     }
-    guard let retired = retireOld(old) else { return status(.notPermitted) }
-    guard let (object, destroy, context) = retired else { return status(.invalidArgument) }
-    let handle = UInt(bitPattern: old)
-    // The slot's own record carries the destroy; the slot returns to the table after it ran.
-    deferDestroy(
-        in: HandleTable.deferredRecord(handle), object: UnsafeMutableRawPointer(bitPattern: object),
-        destroy: destroyFunction(destroy), context: UnsafeMutableRawPointer(bitPattern: context),
-        finish: releaseOldSlot, finishArgument: handle)
+    guard rcushim_ready_self() != nil else { return status(.notPermitted) } // the thread is exiting
+    guard let slot = retireOld(old) else { return status(.invalidArgument) }
+    // The slot carries its own deferred destroy; it returns to the table after that ran.
+    // SAFETY: `head` is the slot's first field (HandleSlot's invariant).
+    enqueueDeferred(UnsafeMutableRawPointer(slot).assumingMemoryBound(to: rcu_head.self), oldSlotCallback)
     return SWIFTRCU_OK
 }
 

@@ -16,10 +16,14 @@ enum HandleKind: UInt64 {
     case old = 2
 }
 
-/// One entry of the handle table.
+/// One entry of the handle table: one cache line (64 bytes, 64-aligned), which also carries the
+/// deferred destroy of an old handle, so deferring touches no other memory.
 ///
 /// # Invariants
 ///
+/// - `head` is the first field, so the `rcu_head` liburcu hands back to a deferred destroy is also
+///   the address of its slot; it is used only between `swiftrcu_old_defer` and its callback;
+/// - `index` is the slot's own index, set before its segment is published and never changed;
 /// - `stamp` is the full value of the live handle that owns the slot, or 0 while the slot is free
 ///   or retired; it is set last (release) when a slot is handed out and cleared first (by
 ///   compare-exchange) when its handle is retired;
@@ -29,19 +33,24 @@ enum HandleKind: UInt64 {
 /// - a retired slot goes back to the free list only after a grace period, and every use of a slot
 ///   found through a handle happens inside a read-side critical section; so a thread that saw the
 ///   stamp match may use the words until its section ends;
-/// - `generation` and `nextFree` are touched only with the free-list lock (the shim's table lock)
-///   held.
+/// - `generation` is touched only by the thread that owns the free slot: the one that took it off
+///   the free list (or is adding its segment);
+/// - `nextFree` links the slot into a free list while it is on one (see `HandleTable`); threads
+///   taking slots may read it after the slot left the list, so it is only accessed atomically.
 struct HandleSlot: ~Copyable {
+    var head = rcu_head()
     let stamp = Atomic<UInt64>(0)
     let word0 = Atomic<UInt>(0)
     let word1 = Atomic<UInt>(0)
     let word2 = Atomic<UInt>(0)
     var generation: UInt32 = 1
-    var nextFree: UInt32 = HandleTable.noSlot
+    let nextFree = Atomic<UInt32>(HandleTable.noSlot)
+    var index: UInt32 = 0
+    var padding: UInt32 = 0
 }
 
 /// The slots of all live handles: a directory of segments, filled on demand and never freed. A
-/// segment holds `segmentSize` slots followed by one deferred-destroy record per slot. The first
+/// segment holds `segmentSize` slots. The first
 /// segment is the shim's static storage, so `lookup` reaches slots 0..<`segmentSize` without the
 /// directory.
 ///
@@ -51,20 +60,34 @@ struct HandleSlot: ~Copyable {
 ///   set never changes; segments are filled in order, `segmentCount` of them so far;
 /// - `directory[0]`, once set, is `firstSegment`; before that, `firstSegment` holds zero bytes,
 ///   which read as slots whose stamp is 0 (no handle matches it);
-/// - free slots form a FIFO list through `nextFree` (`freeHead` ... `freeTail`), so a slot is
-///   reused as late as possible.
+/// - free slots are on one of two lists linked through `nextFree` (heads in the shim's storage):
+///   `ready`, taken from without a lock (a compare-exchange of the head; the tag in the head's
+///   high half makes a compare-exchange based on a stale head fail), and `returned`, pushed onto
+///   without a lock by `release` and only ever taken whole. When `ready` is empty, `refill` (with
+///   the table lock held) moves all of `returned` to it, or adds a segment when nothing was
+///   returned. So slots are reused batch by batch in the order they were released (a slot waits
+///   at least until every slot of the batch before its own was taken again), and neither taking
+///   nor returning a slot takes a lock in the common case;
+/// - only `refill` changes an empty `ready` (a taker leaves an empty list alone).
 enum HandleTable {
     static let segmentShift = 12
     static let segmentSize = 1 << segmentShift
     static let directorySize = Int(RCUSHIM_DIRECTORY_SIZE)
     static let noSlot = UInt32.max
 
-    /// Runs `body` on the free list (in the shim's storage) with the table lock held.
-    static func withFreeList<R>(_ body: (inout rcushim_free_list) -> R) -> R {
-        rcushim_table_lock()
-        defer { rcushim_table_unlock() }
-        // SAFETY: the free list is only touched with the table lock held, which we hold.
-        return body(&rcushim_free_list().pointee)
+    /// The head of the `ready` list: `tag << 32 | index` (see the shim's `rcushim_free_ready`).
+    @inline(__always)
+    private static var ready: UnsafeMutablePointer<Atomic<UInt64>> {
+        // SAFETY: a static, aligned `uint64_t` initialised to a valid value and only ever accessed
+        // through this atomic.
+        rcushim_free_ready_word().assumingMemoryBound(to: Atomic<UInt64>.self)
+    }
+
+    /// The head of the `returned` list (see the shim's `rcushim_free_returned`).
+    @inline(__always)
+    private static var returned: UnsafeMutablePointer<Atomic<UInt32>> {
+        // SAFETY: as for `ready`, for a `uint32_t`.
+        rcushim_free_returned_word().assumingMemoryBound(to: Atomic<UInt32>.self)
     }
 
     /// The directory of segment addresses (the shim's zero-initialised static array).
@@ -84,22 +107,9 @@ enum HandleTable {
         rcushim_first_segment().assumingMemoryBound(to: HandleSlot.self)
     }
 
-    /// The deferred-destroy record that belongs to the slot of `handle` (a live or retired handle
-    /// this caller owns): each slot has one, next to it in its segment, so deferring needs no
-    /// allocation.
-    static func deferredRecord(_ handle: UInt) -> UnsafeMutablePointer<DeferredDestroy> {
-        let i = Int((UInt64(handle) & 0xFFFF_FFFF) >> 2)
-        // Ordering: relaxed; the caller found the handle live, which ordered the segment.
-        let base = directory[i >> segmentShift].load(ordering: .relaxed)
-        // SAFETY: a segment holds `segmentSize` slots followed by `segmentSize` records.
-        let records = UnsafeMutableRawPointer(bitPattern: base)!
-            .advanced(by: MemoryLayout<HandleSlot>.stride * segmentSize)
-            .assumingMemoryBound(to: DeferredDestroy.self)
-        return records + (i & (segmentSize - 1))
-    }
-
     /// The slot of `handle` if it is a live handle of `kind`, else `nil`. Call inside a read-side
-    /// critical section and use the slot only until it ends.
+    /// critical section and use the slot only until it ends; or, outside one, only to `retire`
+    /// the handle (which makes the slot the caller's) before reading anything of it.
     @inline(__always)
     static func lookup(_ handle: UInt, _ kind: HandleKind) -> UnsafeMutablePointer<HandleSlot>? {
         let value = UInt64(handle)
@@ -142,17 +152,66 @@ enum HandleTable {
     /// Takes a free slot for a new handle of `kind`; the handle is not live until `publish`.
     /// Returns `nil` when no memory or no slot is left.
     static func reserve(_ kind: HandleKind) -> (slot: UnsafeMutablePointer<HandleSlot>, handle: UInt)? {
-        withFreeList { list -> (slot: UnsafeMutablePointer<HandleSlot>, handle: UInt)? in
-            if list.head == noSlot, !grow(&list) { return nil }
-            let index = list.head
-            let slot = slotAddress(index)
-            list.head = slot.pointee.nextFree
-            if list.head == noSlot { list.tail = noSlot }
-            let generation = slot.pointee.generation
-            slot.pointee.generation = generation == UInt32.max ? 1 : generation + 1
-            let handle = UInt64(generation) << 32 | UInt64(index) << 2 | kind.rawValue
-            return (slot, UInt(handle))
+        var index = takeReady()
+        while index == noSlot {
+            guard refill() else { return nil }
+            index = takeReady()
         }
+        // The slot is ours now: nothing else touches its generation.
+        let slot = slotAddress(index)
+        let generation = slot.pointee.generation
+        slot.pointee.generation = generation == UInt32.max ? 1 : generation + 1
+        let handle = UInt64(generation) << 32 | UInt64(index) << 2 | kind.rawValue
+        return (slot, UInt(handle))
+    }
+
+    /// Takes the first slot off `ready`; `noSlot` when it is empty.
+    @inline(__always)
+    private static func takeReady() -> UInt32 {
+        // Ordering: acquire pairs with the release store in `refill` (through the release sequence
+        // of the takes since), so the links of the list are visible.
+        var head = ready.pointee.load(ordering: .acquiring)
+        while true {
+            let index = UInt32(truncatingIfNeeded: head)
+            if index == noSlot { return noSlot }
+            // Ordering: relaxed; if another thread took the slot since `head` was read, this may be
+            // anything, but then the tag has changed and the exchange below fails.
+            let next = slotAddress(index).pointee.nextFree.load(ordering: .relaxed)
+            let desired = ((head >> 32) &+ 1) << 32 | UInt64(next)
+            // Ordering: acquire-release, to continue the release sequence that publishes the links.
+            let (exchanged, original) = ready.pointee.compareExchange(
+                expected: head, desired: desired, successOrdering: .acquiringAndReleasing, failureOrdering: .acquiring)
+            if exchanged {
+                // The next taker's slot (and its link) is most likely not in this CPU's cache:
+                // start fetching it now, so the next update does not wait for it.
+                if next != noSlot { rcushim_prefetch_for_write(slotAddress(next)) }
+                return index
+            }
+            head = original
+        }
+    }
+
+    /// With the table lock held: when `ready` is still empty, moves every returned slot to it, or
+    /// adds a segment when none was returned. `false` when the table is full or memory is out.
+    private static func refill() -> Bool {
+        rcushim_table_lock()
+        defer { rcushim_table_unlock() }
+        // Ordering: relaxed; only this function (serialised by the lock) changes an empty `ready`.
+        let head = ready.pointee.load(ordering: .relaxed)
+        guard UInt32(truncatingIfNeeded: head) == noSlot else { return true }
+        // Ordering: acquire pairs with the release exchange in `release`, so every returned slot's
+        // link is visible.
+        // The batch is newest first and is not reversed (that would touch every slot once more):
+        // slots are reused batch by batch in the order they were released, newest first within
+        // a batch.
+        var first = returned.pointee.exchange(noSlot, ordering: .acquiring)
+        if first == noSlot {
+            guard let start = grow() else { return false }
+            first = start
+        }
+        // Ordering: release pairs with the acquire loads in `takeReady`, so the links are visible.
+        ready.pointee.store(((head >> 32) &+ 1) << 32 | UInt64(first), ordering: .releasing)
+        return true
     }
 
     /// Makes a reserved slot's handle live, after its words were written.
@@ -176,48 +235,57 @@ enum HandleTable {
     /// Returns a retired or never-published slot to the free list. For a retired slot, call only
     /// after a grace period has passed since `retire`.
     static func release(_ handle: UInt) {
-        let index = UInt32(truncatingIfNeeded: (UInt64(handle) & 0xFFFF_FFFF) >> 2)
-        withFreeList { list in
-            let slot = slotAddress(index)
-            slot.pointee.nextFree = noSlot
-            if list.tail == noSlot {
-                list.head = index
-            } else {
-                slotAddress(list.tail).pointee.nextFree = index
-            }
-            list.tail = index
+        release(slotAddress(UInt32(truncatingIfNeeded: (UInt64(handle) & 0xFFFF_FFFF) >> 2)))
+    }
+
+    /// `release` by slot address.
+    static func release(_ slot: UnsafeMutablePointer<HandleSlot>) {
+        let index = slot.pointee.index
+        // Ordering: relaxed; the exchange below publishes the link.
+        var head = returned.pointee.load(ordering: .relaxed)
+        while true {
+            slot.pointee.nextFree.store(head, ordering: .relaxed)
+            // Ordering: release pairs with the acquire exchange in `refill`, so this link and
+            // everything done with the slot before its release are visible to its next taker.
+            let (exchanged, original) = returned.pointee.compareExchange(
+                expected: head, desired: index, successOrdering: .releasing, failureOrdering: .relaxed)
+            if exchanged { return }
+            head = original
         }
     }
 
     /// The address of slot `index`, which must be in a filled segment.
+    @inline(__always)
     private static func slotAddress(_ index: UInt32) -> UnsafeMutablePointer<HandleSlot> {
         let i = Int(index)
-        // Ordering: relaxed; the caller holds the free-list lock, which orders segment publication.
-        let base = directory[i >> segmentShift].load(ordering: .relaxed)
+        // Ordering: acquire pairs with the release store that published the segment (the caller
+        // found the index on a free list or in a handle, which already orders it; this is cheap
+        // insurance).
+        let base = directory[i >> segmentShift].load(ordering: .acquiring)
         // SAFETY: the segment is filled (caller's contract) and never freed.
         return UnsafeMutablePointer<HandleSlot>(bitPattern: base)! + (i & (segmentSize - 1))
     }
 
-    /// Adds one segment of free slots; `false` when the directory is full or memory is out.
-    private static func grow(_ list: inout rcushim_free_list) -> Bool {
-        let count = Int(list.segment_count)
-        guard count < directorySize else { return false }
-        let slotBytes = MemoryLayout<HandleSlot>.stride * segmentSize
-        let size = slotBytes + MemoryLayout<DeferredDestroy>.stride * segmentSize
-        // The static first segment must hold one.
-        precondition(size <= Int(RCUSHIM_FIRST_SEGMENT_BYTES) && segmentSize == Int(RCUSHIM_SEGMENT_SLOTS))
+    /// Adds one segment of slots linked into a list, and returns its first slot; `nil` when the
+    /// directory is full or memory is out. Requires the table lock.
+    private static func grow() -> UInt32? {
+        // SAFETY: a static `uint32_t`, only touched with the table lock held, which we hold.
+        let count = Int(rcushim_segment_count_word().pointee)
+        guard count < directorySize else { return nil }
+        let size = MemoryLayout<HandleSlot>.stride * segmentSize
+        // One slot per cache line, and the static first segment holds one segment.
+        precondition(
+            MemoryLayout<HandleSlot>.stride == 64 && size <= Int(RCUSHIM_FIRST_SEGMENT_BYTES)
+                && segmentSize == Int(RCUSHIM_SEGMENT_SLOTS))
         let raw: UnsafeMutableRawPointer
         if count == 0 {
             raw = UnsafeMutableRawPointer(firstSegment)
         } else {
-            guard let fresh = malloc(size) else { return false }
+            var fresh: UnsafeMutableRawPointer?
+            guard posix_memalign(&fresh, 64, size) == 0, let fresh else { return nil }
             raw = fresh
         }
-        // SAFETY: memory for `segmentSize` slots then as many records (64-byte or malloc's
-        // alignment covers both, and `slotBytes` keeps the records aligned), initialised before
-        // publication; records are only used through handles, so none is in use yet.
-        let records = raw.advanced(by: slotBytes).bindMemory(to: DeferredDestroy.self, capacity: segmentSize)
-        records.initialize(repeating: DeferredDestroy(), count: segmentSize)
+        // SAFETY: 64-aligned memory for `segmentSize` slots, initialised before publication.
         let segment = raw.bindMemory(to: HandleSlot.self, capacity: segmentSize)
         let first = count << segmentShift
         for i in 0..<segmentSize {
@@ -229,14 +297,14 @@ enum HandleTable {
                 // which it never reads.
                 segment[i].generation = 1
             }
-            segment[i].nextFree = i + 1 < segmentSize ? UInt32(first + i + 1) : noSlot
+            segment[i].index = UInt32(first + i)
+            // Ordering: relaxed; the release store below publishes the segment.
+            segment[i].nextFree.store(i + 1 < segmentSize ? UInt32(first + i + 1) : noSlot, ordering: .relaxed)
         }
         // Ordering: release pairs with the acquire load in `laterSlot` (the first segment is
         // reached without the directory, and its zero bytes need no publication).
         directory[count].store(UInt(bitPattern: raw), ordering: .releasing)
-        list.head = UInt32(first)
-        list.tail = UInt32(first + segmentSize - 1)
-        list.segment_count += 1
-        return true
+        rcushim_segment_count_word().pointee += 1
+        return UInt32(first)
     }
 }

@@ -22,6 +22,7 @@
 #ifndef _LGPL_SOURCE
 #define _LGPL_SOURCE 1
 #endif
+#include <stdbool.h>
 #include <stdint.h>
 #include <urcu/urcu-memb.h>
 /* The library's statistics counters (swiftrcu_stats_get, RcuStatistics). */
@@ -262,17 +263,22 @@ void rcushim_prepare_fork(void) __attribute__((visibility("hidden")));
  */
 #define RCUSHIM_DIRECTORY_SIZE 4096
 
-/* Slots per segment, and the bytes of the first segment's static storage: 4096 slots of 40 bytes
- * then 4096 deferred-destroy records of 56 bytes (Handles.swift checks that its layout fits). */
+/* Slots per segment, and the bytes of the first segment's static storage: 4096 slots of 64 bytes,
+ * each with its deferred-destroy record inside (Handles.swift checks that its layout fits). */
 #define RCUSHIM_SEGMENT_SLOTS 4096
-#define RCUSHIM_FIRST_SEGMENT_BYTES 393216 /* 4096 * (40 + 56) */
+#define RCUSHIM_FIRST_SEGMENT_BYTES 262144 /* 4096 * 64 */
 
-/** The free list's state; only touched with rcushim_table_lock() held. */
-struct rcushim_free_list {
-    uint32_t head;
-    uint32_t tail;
-    uint32_t segment_count;
-};
+/*
+ * The free lists' state (Handles.swift says how it is used): two lists, each head on a cache line
+ * of its own, so that the writers that take slots and the threads that give them back (liburcu's
+ * call_rcu workers) share no line in the common case.
+ *  - `rcushim_free_ready` is `tag << 32 | index`: index is the first slot of the list that slots
+ *    are taken from (UINT32_MAX: empty), tag counts the changes of the word (so that a stale
+ *    compare-exchange fails); only accessed atomically;
+ *  - `rcushim_free_returned` is the first slot of the list of slots given back since the last
+ *    refill, newest first (UINT32_MAX: empty); only accessed atomically;
+ *  - `rcushim_segment_count` is only touched with rcushim_table_lock() held.
+ */
 
 /* EXPORTED-FROM-SHIM: the table's storage, zero-initialised, never freed. The first segment is
  * static, so a lookup of its slots (every handle while a program has at most 4096) needs no load
@@ -280,7 +286,9 @@ struct rcushim_free_list {
 extern uintptr_t rcushim_directory_storage[RCUSHIM_DIRECTORY_SIZE] __attribute__((visibility("hidden")));
 extern unsigned char rcushim_first_segment_storage[RCUSHIM_FIRST_SEGMENT_BYTES]
     __attribute__((visibility("hidden")));
-extern struct rcushim_free_list rcushim_free_list_storage __attribute__((visibility("hidden")));
+extern uint64_t rcushim_free_ready __attribute__((visibility("hidden")));
+extern uint32_t rcushim_free_returned __attribute__((visibility("hidden")));
+extern uint32_t rcushim_segment_count __attribute__((visibility("hidden")));
 
 /* INLINE FAST PATH: the directory of segment addresses (accessed atomically by the Swift side). */
 static inline void *rcushim_directory(void) { return rcushim_directory_storage; }
@@ -288,10 +296,25 @@ static inline void *rcushim_directory(void) { return rcushim_directory_storage; 
 /* INLINE FAST PATH: the first segment's storage (zero bytes until the table first grows). */
 static inline void *rcushim_first_segment(void) { return rcushim_first_segment_storage; }
 
-/* INLINE FAST PATH: the free list (only with the table lock held). */
-static inline struct rcushim_free_list *rcushim_free_list(void) { return &rcushim_free_list_storage; }
+/* INLINE FAST PATH: the heads of the free lists (accessed atomically by the Swift side). */
+static inline void *rcushim_free_ready_word(void) { return &rcushim_free_ready; }
+static inline void *rcushim_free_returned_word(void) { return &rcushim_free_returned; }
 
-/* EXPORTED-FROM-SHIM: the lock of the free list; held across fork so the child finds it consistent. */
+/* INLINE FAST PATH: the number of segments (only with the table lock held). */
+static inline uint32_t *rcushim_segment_count_word(void) { return &rcushim_segment_count; }
+
+/* INLINE FAST PATH: asks the CPU to fetch the cache line at `p` for writing (a hint: any address
+ * is allowed, nothing faults). */
+static inline void rcushim_prefetch_for_write(const void *_Nullable p) { __builtin_prefetch(p, 1, 3); }
+
+/* INLINE FAST PATH: in a call_rcu callback, starts fetching the next queued head (liburcu links
+ * its queue through the heads' first word). Ordering: relaxed; only a hint, whatever it reads. */
+static inline void rcushim_prefetch_next_head(struct rcu_head *head) {
+    __builtin_prefetch(__atomic_load_n(&head->next.next, __ATOMIC_RELAXED), 1, 3);
+}
+
+/* EXPORTED-FROM-SHIM: the lock of the table's growth and of refilling `ready`; held across fork so
+ * the child finds the table consistent. */
 void rcushim_table_lock(void) __attribute__((visibility("hidden")));
 void rcushim_table_unlock(void) __attribute__((visibility("hidden")));
 
@@ -303,8 +326,28 @@ void rcushim_table_unlock(void) __attribute__((visibility("hidden")));
 extern uint64_t rcushim_deferred_queued __attribute__((visibility("hidden")));
 extern uint64_t rcushim_deferred_completed __attribute__((visibility("hidden")));
 
-static inline void rcushim_count_deferred_queued(void) {
-    __atomic_fetch_add(&rcushim_deferred_queued, 1, __ATOMIC_RELAXED); /* Ordering: see above. */
+/* Returns the count with this one included. */
+static inline uint64_t rcushim_count_deferred_queued(void) {
+    return __atomic_add_fetch(&rcushim_deferred_queued, 1, __ATOMIC_RELAXED); /* Ordering: see above. */
+}
+
+/** Writers look at the pending count (a line the call_rcu workers write) once per this many
+ *  deferred destroys, not on every one. */
+#define RCUSHIM_PENDING_CHECK_INTERVAL 64
+
+/* Whether the last look at the pending count found it past RCUSHIM_SPREAD_THRESHOLD: then writers
+ * look at every deferral (exact back-pressure) until a look finds it below again. Written only
+ * when it changes. Ordering: relaxed; a hint, the count itself decides. */
+extern uint32_t rcushim_deferred_loaded_flag __attribute__((visibility("hidden")));
+
+static inline bool rcushim_deferred_loaded(void) {
+    return __atomic_load_n(&rcushim_deferred_loaded_flag, __ATOMIC_RELAXED) != 0;
+}
+
+static inline void rcushim_set_deferred_loaded(bool loaded) {
+    if (rcushim_deferred_loaded() != loaded) {
+        __atomic_store_n(&rcushim_deferred_loaded_flag, loaded ? 1u : 0u, __ATOMIC_RELAXED);
+    }
 }
 
 static inline void rcushim_count_deferred_completed(void) {
