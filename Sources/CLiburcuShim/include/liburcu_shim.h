@@ -91,9 +91,8 @@ struct rcushim_thread {
 /** Set in `ids[d]` while the section at level d is an anonymous region (no token has it). */
 #define RCUSHIM_REGION_BIT 0x8000000000000000ULL
 
-/* bench/check-readpath.sh finds the read path's membarrier test by this offset. */
-_Static_assert(__builtin_offsetof(struct rcushim_thread, membarrier) == 0x0f,
-               "update MEMBARRIER_OFFSET in bench/check-readpath.sh");
+/* bench/check-readpath.sh finds the read path's membarrier test by the offset of `membarrier`
+ * (bench/readpath_layout.c checks its value at compile time). */
 
 #pragma clang assume_nonnull begin
 
@@ -258,67 +257,6 @@ static inline int rcushim_grace_periods_refused(void) { return rcushim_gp_refuse
 void rcushim_prepare_fork(void) __attribute__((visibility("hidden")));
 
 /*
- * Storage of the C ABI's handle table (see Sources/SwiftRCUCABI/Handles.swift), kept here so it
- * needs no lazy initialisation and the fork handlers can hold its lock.
- */
-#define RCUSHIM_DIRECTORY_SIZE 4096
-
-/* Slots per segment, and the bytes of the first segment's static storage: 4096 slots of 64 bytes,
- * each with its deferred-destroy record inside (Handles.swift checks that its layout fits). */
-#define RCUSHIM_SEGMENT_SLOTS 4096
-#define RCUSHIM_FIRST_SEGMENT_BYTES 262144 /* 4096 * 64 */
-
-/*
- * The free lists' state (Handles.swift says how it is used): two lists, each head on a cache line
- * of its own, so that the writers that take slots and the threads that give them back (liburcu's
- * call_rcu workers) share no line in the common case.
- *  - `rcushim_free_ready` is `tag << 32 | index`: index is the first slot of the list that slots
- *    are taken from (UINT32_MAX: empty), tag counts the changes of the word (so that a stale
- *    compare-exchange fails); only accessed atomically;
- *  - `rcushim_free_returned` is the first slot of the list of slots given back since the last
- *    refill, newest first (UINT32_MAX: empty); only accessed atomically;
- *  - `rcushim_segment_count` is only touched with rcushim_table_lock() held.
- */
-
-/* EXPORTED-FROM-SHIM: the table's storage, zero-initialised, never freed. The first segment is
- * static, so a lookup of its slots (every handle while a program has at most 4096) needs no load
- * from the directory: its address is a constant. */
-extern uintptr_t rcushim_directory_storage[RCUSHIM_DIRECTORY_SIZE] __attribute__((visibility("hidden")));
-extern unsigned char rcushim_first_segment_storage[RCUSHIM_FIRST_SEGMENT_BYTES]
-    __attribute__((visibility("hidden")));
-extern uint64_t rcushim_free_ready __attribute__((visibility("hidden")));
-extern uint32_t rcushim_free_returned __attribute__((visibility("hidden")));
-extern uint32_t rcushim_segment_count __attribute__((visibility("hidden")));
-
-/* INLINE FAST PATH: the directory of segment addresses (accessed atomically by the Swift side). */
-static inline void *rcushim_directory(void) { return rcushim_directory_storage; }
-
-/* INLINE FAST PATH: the first segment's storage (zero bytes until the table first grows). */
-static inline void *rcushim_first_segment(void) { return rcushim_first_segment_storage; }
-
-/* INLINE FAST PATH: the heads of the free lists (accessed atomically by the Swift side). */
-static inline void *rcushim_free_ready_word(void) { return &rcushim_free_ready; }
-static inline void *rcushim_free_returned_word(void) { return &rcushim_free_returned; }
-
-/* INLINE FAST PATH: the number of segments (only with the table lock held). */
-static inline uint32_t *rcushim_segment_count_word(void) { return &rcushim_segment_count; }
-
-/* INLINE FAST PATH: asks the CPU to fetch the cache line at `p` for writing (a hint: any address
- * is allowed, nothing faults). */
-static inline void rcushim_prefetch_for_write(const void *_Nullable p) { __builtin_prefetch(p, 1, 3); }
-
-/* INLINE FAST PATH: in a call_rcu callback, starts fetching the next queued head (liburcu links
- * its queue through the heads' first word). Ordering: relaxed; only a hint, whatever it reads. */
-static inline void rcushim_prefetch_next_head(struct rcu_head *head) {
-    __builtin_prefetch(__atomic_load_n(&head->next.next, __ATOMIC_RELAXED), 1, 3);
-}
-
-/* EXPORTED-FROM-SHIM: the lock of the table's growth and of refilling `ready`; held across fork so
- * the child finds the table consistent. */
-void rcushim_table_lock(void) __attribute__((visibility("hidden")));
-void rcushim_table_unlock(void) __attribute__((visibility("hidden")));
-
-/*
  * Deferred-destroy counters: queued by writers, completed by liburcu's call_rcu threads. Two
  * counters on their own cache lines, so writers and the callback thread do not share one;
  * pending = queued - completed. Ordering: relaxed; they are statistics and a back-pressure signal.
@@ -377,6 +315,12 @@ static inline uint64_t rcushim_deferred_pending(void) {
 
 /* EXPORTED-FROM-SHIM: creates liburcu's per-CPU call_rcu workers, once per process. */
 void rcushim_spread_call_rcu(void) __attribute__((visibility("hidden")));
+
+/* INLINE FAST PATH: in a call_rcu callback, starts fetching the next queued head (liburcu links
+ * its queue through the heads' first word). Ordering: relaxed; only a hint, whatever it reads. */
+static inline void rcushim_prefetch_next_head(struct rcu_head *head) {
+    __builtin_prefetch(__atomic_load_n(&head->next.next, __ATOMIC_RELAXED), 1, 3);
+}
 
 /* Deferred work: thin wrappers over liburcu's exported functions. */
 static inline void rcushim_barrier(void) { urcu_memb_barrier(); }
@@ -500,29 +444,6 @@ static inline int rcushim_writer_lock_held(struct rcushim_writer_lock *l, uint64
      * this thread's own earlier store. */
     return (__atomic_load_n(&l->word, __ATOMIC_RELAXED) >> 1) == serial;
 }
-
-/*
- * Bound loaders (loaders.c; used by swiftrcu_loader_bind in Sources/SwiftRCUCABI/CABI.swift):
- * RCUSHIM_LOADERS functions that take no argument. Each can be bound to one (handle, retain,
- * if_null) triple and then calls the bound implementation with it: a read that crosses a foreign
- * function interface without an argument to convert, which is most of a ctypes call's cost.
- */
-#define RCUSHIM_LOADERS 1024
-
-typedef void (*rcushim_retain_fn)(void *_Nullable object);
-typedef void *_Nullable (*rcushim_load_impl)(uintptr_t handle, rcushim_retain_fn retain,
-                                             void *_Nullable if_null);
-typedef void *_Nullable (*rcushim_loader_fn)(void);
-
-/* EXPORTED-FROM-SHIM: binds a free loader to (handle, retain, if_null), which `impl` will be
- * called with; returns it, or NULL when all are bound. handle must not be 0. */
-rcushim_loader_fn _Nullable rcushim_loader_bind(uintptr_t handle, rcushim_retain_fn retain,
-                                                void *_Nullable if_null, rcushim_load_impl impl)
-    __attribute__((visibility("hidden")));
-
-/* EXPORTED-FROM-SHIM: unbinds a loader returned by rcushim_loader_bind; 0 on success, -1 when
- * `loader` is not one of the loaders or is not bound. */
-int rcushim_loader_unbind(rcushim_loader_fn _Nullable loader) __attribute__((visibility("hidden")));
 
 #pragma clang assume_nonnull end
 
