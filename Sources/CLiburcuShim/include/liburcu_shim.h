@@ -204,8 +204,15 @@ static inline void rcushim_guard_unlock(struct rcushim_thread *t, uint64_t seria
 }
 
 /* INLINE FAST PATH: nonzero while this thread is inside any liburcu memb read-side section
- * (the library's, or the program's own when it also uses liburcu directly). */
-static inline int rcushim_read_ongoing(void) { return _urcu_memb_read_ongoing() != 0; }
+ * (the library's, or the program's own when it also uses liburcu directly). A registered thread
+ * whose state is ready reads its record through that state (no __tls_get_addr call); any other
+ * asks liburcu (its state names rcushim_unready_reader, whose registered bit is 0). */
+static inline int rcushim_read_ongoing(void) {
+    struct urcu_reader *r = rcushim_current->reader;
+    if (caa_likely(r->registered))
+        return (_CMM_LOAD_SHARED(r->ctr) & URCU_GP_CTR_NEST_MASK) != 0;
+    return _urcu_memb_read_ongoing() != 0;
+}
 
 /* EXPORTED-FROM-SHIM: registers the calling thread on first use (or adopts a registration the
  * program made itself); returns its state, or NULL when the thread is exiting. */
