@@ -725,7 +725,7 @@ private func retireOld(_ old: swiftrcu_old_ref) -> UnsafeMutablePointer<HandleSl
 }
 
 /// Destroys the object of a retired old slot (owned by the caller) with its destroy function.
-private func destroyOld(_ slot: UnsafeMutablePointer<HandleSlot>) {
+func destroyOld(_ slot: UnsafeMutablePointer<HandleSlot>) {
     // Ordering: relaxed; the retiring exchange (acquire) ordered the words for the retiring
     // thread, and whoever runs this later was handed the slot by it (call_rcu's own ordering).
     let object = slot.word0.pointee.load(ordering: .relaxed)
@@ -757,21 +757,6 @@ public func swiftrcu_old_free(_ old: swiftrcu_old_ref?) -> CInt {
     return SWIFTRCU_OK
 }
 
-/// The deferred destroy of an old slot, queued with the slot's own `head`: destroys the object,
-/// then returns the slot to the table.
-private let oldSlotCallback: DeferredCallback = { head in
-    // SAFETY: liburcu hands back the head that swiftrcu_old_defer queued, inside a retired slot
-    // that nothing else uses until it is released here.
-    let slot = rcuabi_slot_of_head(head)
-    // The next queued destroy is most likely another old slot, far from this CPU's cache: start
-    // fetching it.
-    rcushim_prefetch_next_head(head)
-    runDeferred {
-        destroyOld(slot)
-        HandleTable.release(slot)
-    }
-}
-
 /// Returns the old slot a writer had reserved when its thread exits inside copy_update.
 private let abandonOldSlot: @convention(c) (UInt) -> Void = { HandleTable.release($0) }
 
@@ -799,8 +784,9 @@ public func swiftrcu_old_defer(_ old: swiftrcu_old_ref?) -> CInt {
     }
     guard rcushim_ready_self() != nil else { return status(.notPermitted) } // the thread is exiting
     guard let slot = retireOld(old) else { return status(.invalidArgument) }
-    // The slot carries its own deferred destroy; it returns to the table after that ran.
-    enqueueDeferred(rcuabi_slot_head(slot), oldSlotCallback)
+    // The slot joins its shard's batch, which is queued for a grace period (one call_rcu per
+    // batch); it returns to the table after its destroy ran.
+    DeferredBatches.add(slot)
     return SWIFTRCU_OK
 }
 
@@ -873,6 +859,7 @@ public func swiftrcu_synchronize() -> CInt {
 public func swiftrcu_barrier() -> CInt {
     guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { return status(.deadlock) }
     guard rcushim_grace_periods_refused() == 0 else { return status(.notPermitted) }
+    DeferredBatches.flushAll() // old handles deferred before the barrier are queued first
     rcushim_barrier()
     return SWIFTRCU_OK
 }

@@ -279,6 +279,10 @@ enum HandleTable {
         release(slotAddress(UInt32(truncatingIfNeeded: (UInt64(handle) & 0xFFFF_FFFF) >> 2)))
     }
 
+    /// The slot at `index`, which must be in a filled segment (a slot the caller found on a list).
+    @inline(__always)
+    static func slot(at index: UInt32) -> UnsafeMutablePointer<HandleSlot> { slotAddress(index) }
+
     /// The address of slot `index`, which must be in a filled segment.
     @inline(__always)
     private static func slotAddress(_ index: UInt32) -> UnsafeMutablePointer<HandleSlot> {

@@ -72,14 +72,20 @@ package func deferCall(in node: UnsafeMutableRawPointer, _ fn: NodeFunction) {
 /// the C ABI's destroys, deferred calls), with its accounting, spreading and back-pressure. `head`
 /// must stay untouched until the callback.
 package func enqueueDeferred(_ head: UnsafeMutablePointer<rcu_head>, _ callback: DeferredCallback) {
-    _ = rcushim_ready_self() // liburcu's call_rcu wants a registered caller
+    countDeferred()
+    enqueueCountedDeferred(head, callback)
+}
+
+/// Counts one deferred destroy as queued (pending until a callback counts it completed), and
+/// looks at the load: one default call_rcu worker can fall behind several writers; past
+/// RCUSHIM_SPREAD_THRESHOLD pending, the destroys are spread over one worker per CPU (liburcu's
+/// own mechanism, once per process); past RCUSHIM_BACKPRESSURE_THRESHOLD the caller pauses
+/// (`applyBackPressure`), so call it holding no lock. The pending count lies on a line the workers
+/// write: a writer looks at it once per RCUSHIM_PENDING_CHECK_INTERVAL destroys (the first of each
+/// run of them), and on every one while the last look found it past the spread threshold (so
+/// back-pressure and the pending peak stay exact under load).
+package func countDeferred() {
     let queued = rcushim_count_deferred_queued()
-    // One default call_rcu worker can fall behind several writers; past the threshold, spread
-    // the destroys over one worker per CPU (liburcu's own mechanism), once per process. The
-    // pending count lies on a line the workers write: a writer looks at it once per
-    // RCUSHIM_PENDING_CHECK_INTERVAL destroys (the first of each run of them), and on every one
-    // while the last look found it past the spread threshold (so back-pressure and the pending
-    // peak stay exact under load).
     if _slowPath(queued % UInt64(RCUSHIM_PENDING_CHECK_INTERVAL) == 1 || rcushim_deferred_loaded()) {
         let pending = rcushim_deferred_pending()
         rcushim_stats_note_pending(pending)
@@ -90,6 +96,13 @@ package func enqueueDeferred(_ head: UnsafeMutablePointer<rcu_head>, _ callback:
             if pending > UInt64(RCUSHIM_BACKPRESSURE_THRESHOLD) { applyBackPressure() }
         }
     }
+}
+
+/// Queues `callback(head)` like `enqueueDeferred` for destroys `countDeferred` counted already
+/// (a batch of them, whose callback reports how many ran through `runDeferredBatch`). Neither
+/// looks at the load nor pauses: may be called with a lock held.
+package func enqueueCountedDeferred(_ head: UnsafeMutablePointer<rcu_head>, _ callback: DeferredCallback) {
+    _ = rcushim_ready_self() // liburcu's call_rcu wants a registered caller
     rcushim_call_rcu(head, callback)
 }
 
@@ -127,7 +140,7 @@ private let deferredCallCallback: @convention(c) (UnsafeMutablePointer<rcu_head>
     fn(node)
     rcushim_stats_destroyed()
     t?.pointee.in_callback &-= 1
-    rcushim_count_deferred_completed()
+    rcushim_count_deferred_completed(1)
 }
 
 private func runDeferredDestroy(_ head: UnsafeMutablePointer<rcu_head>) {
@@ -147,12 +160,21 @@ private func runDeferredDestroy(_ head: UnsafeMutablePointer<rcu_head>) {
 /// Runs `body`, the work of a callback queued by `enqueueDeferred`, as deferred work: grace
 /// period waits inside it are refused, and it counts as completed when `body` returns.
 package func runDeferred(_ body: () -> Void) {
+    runDeferredBatch {
+        body()
+        return 1
+    }
+}
+
+/// `runDeferred` for a callback that runs several destroys: `body` returns how many (as many as
+/// `countDeferred` counted for them).
+package func runDeferredBatch(_ body: () -> UInt64) {
     // call_rcu threads are registered with liburcu by liburcu itself: this adopts them.
     let t = rcushim_ready_self()
     t?.pointee.in_callback &+= 1
-    body()
+    let count = body()
     t?.pointee.in_callback &-= 1
-    rcushim_count_deferred_completed()
+    rcushim_count_deferred_completed(count)
 }
 
 /// The number of deferred destroys queued and not yet run.

@@ -295,8 +295,8 @@ static inline void rcushim_set_deferred_loaded(bool loaded) {
     }
 }
 
-static inline void rcushim_count_deferred_completed(void) {
-    __atomic_fetch_add(&rcushim_deferred_completed, 1, __ATOMIC_RELAXED); /* Ordering: see above. */
+static inline void rcushim_count_deferred_completed(uint64_t n) {
+    __atomic_fetch_add(&rcushim_deferred_completed, n, __ATOMIC_RELAXED); /* Ordering: see above. */
 }
 
 static inline uint64_t rcushim_deferred_pending(void) {
@@ -334,6 +334,10 @@ static inline void rcushim_barrier(void) { urcu_memb_barrier(); }
 static inline void rcushim_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *)) {
     urcu_memb_call_rcu(head, func);
 }
+
+/* Makes sure liburcu's default call_rcu worker exists, so that a later call_rcu does not take
+ * liburcu's call_rcu lock (held across fork) to create it. */
+static inline void rcushim_call_rcu_prepare(void) { (void)urcu_memb_get_default_call_rcu_data(); }
 
 /*
  * The writer lock of one RCU pointer (used by Sources/SwiftRCU/WriterLock.swift). The lock word

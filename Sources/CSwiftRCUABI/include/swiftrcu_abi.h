@@ -109,6 +109,26 @@ static inline uint64_t *rcuabi_free_ready(uint32_t shard) { return &rcuabi_free_
 static inline uint64_t *rcuabi_free_returned(uint32_t shard) { return &rcuabi_free_words[shard][8]; }
 static inline uint32_t *rcuabi_segment_count_word(void) { return &rcuabi_segment_count; }
 
+/*
+ * Deferred batches (used by Sources/SwiftRCUCABI/DeferredBatches.swift, which says how): per
+ * shard, rcuabi_batch_words[k][0] is `adds << 48 | count << 32 | index`: the old slots deferred
+ * and not yet queued for their grace period, newest first, linked through `next_free` (index
+ * UINT32_MAX: none), `count` of them, and the shard's adds so far (modulo 2^16); only accessed
+ * atomically. rcuabi_batches_in_flight counts the batches queued and not yet run; only accessed
+ * atomically. Each shard's batch is taken and queued with its batch lock held, and the lock is
+ * held across fork, so no batch is halfway to its queue in a forked child.
+ */
+extern uint64_t rcuabi_batch_words[RCUABI_SHARDS][8] __attribute__((visibility("hidden")));
+extern uint64_t rcuabi_batches_in_flight __attribute__((visibility("hidden")));
+
+static inline uint64_t *rcuabi_batch_word(uint32_t shard) { return &rcuabi_batch_words[shard][0]; }
+static inline uint64_t *rcuabi_batches_in_flight_word(void) { return &rcuabi_batches_in_flight; }
+
+void rcuabi_batch_lock(uint32_t shard) __attribute__((visibility("hidden")));
+/* 1 when the lock was taken, 0 when it is held (by a thread queueing that batch, or by fork). */
+int rcuabi_batch_trylock(uint32_t shard) __attribute__((visibility("hidden")));
+void rcuabi_batch_unlock(uint32_t shard) __attribute__((visibility("hidden")));
+
 /* Asks the CPU to fetch the cache line at `p` for writing (a hint: any address, nothing faults). */
 static inline void rcuabi_prefetch_for_write(const void *_Nullable p) { __builtin_prefetch(p, 1, 3); }
 
