@@ -8,7 +8,9 @@
 //                   package access only, no Swift concurrency.
 //   SwiftRCU      - room 3, the Swift API (`Rcu`, `RcuGuard`, `RcuOld`, the waits, async forms).
 //   SwiftRCUCABI  - room 3, the C ABI: `@c` functions over opaque handles, shipped as
-//                   libswiftrcu.so (it builds on the core, not on the Swift API).
+//                   libswiftrcu.so (it builds on the core, not on the Swift API);
+//   CSwiftRCUABI  - room 3, C: the C ABI's C part (the handle table's storage and slot layout,
+//                   its lock and fork handlers, the bound loaders).
 // SwiftRCUTypes is the hand-written public C header (include/swiftrcu_types.h) seen as a module.
 import PackageDescription
 
@@ -26,7 +28,10 @@ let package = Package(
         ),
         .target(name: "SwiftRCUCore", dependencies: ["CLiburcuShim"]),
         .target(name: "SwiftRCU", dependencies: ["SwiftRCUCore", "CLiburcuShim"]),
-        .target(name: "SwiftRCUCABI", dependencies: ["SwiftRCUCore", "CLiburcuShim", "SwiftRCUTypes"]),
+        .target(name: "CSwiftRCUABI", dependencies: ["CLiburcuShim"]),
+        .target(
+            name: "SwiftRCUCABI", dependencies: ["SwiftRCUCore", "CSwiftRCUABI", "CLiburcuShim", "SwiftRCUTypes"]
+        ),
         .testTarget(
             name: "SwiftRCUTests", dependencies: ["SwiftRCU", "SwiftRCUCore", "SwiftRCUCABI", "SwiftRCUTypes"]
         ),

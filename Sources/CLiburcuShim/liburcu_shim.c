@@ -57,17 +57,9 @@ static pthread_rwlock_t gp_fork_lock = PTHREAD_RWLOCK_INITIALIZER;
 static pthread_rwlock_t sync_fork_lock = PTHREAD_RWLOCK_INITIALIZER;
 static __thread int fork_prepared;
 
-/* The C ABI's handle table (see Handles.swift); the free list starts empty (UINT32_MAX). */
-uintptr_t rcushim_directory_storage[RCUSHIM_DIRECTORY_SIZE] __attribute__((aligned(64)));
-unsigned char rcushim_first_segment_storage[RCUSHIM_FIRST_SEGMENT_BYTES] __attribute__((aligned(64)));
-struct rcushim_free_list rcushim_free_list_storage = {UINT32_MAX, UINT32_MAX, 0};
-static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
-
 uint64_t rcushim_deferred_queued __attribute__((aligned(64)));
 uint64_t rcushim_deferred_completed __attribute__((aligned(64)));
-
-void rcushim_table_lock(void) { pthread_mutex_lock(&table_lock); }
-void rcushim_table_unlock(void) { pthread_mutex_unlock(&table_lock); }
+uint32_t rcushim_deferred_loaded_flag __attribute__((aligned(64)));
 
 static pthread_key_t exit_key;
 
@@ -226,11 +218,9 @@ static void before_fork(void) {
         fork_took_gp_lock = 1;
     }
     pthread_mutex_lock(&registry_lock);
-    pthread_mutex_lock(&table_lock);
 }
 
 static void after_fork_parent(void) {
-    pthread_mutex_unlock(&table_lock);
     pthread_mutex_unlock(&registry_lock);
     if (fork_took_gp_lock)
         pthread_rwlock_unlock(&gp_fork_lock);
@@ -277,7 +267,6 @@ static void after_fork_child(void) {
     pthread_mutex_init(&waiters_lock, NULL);
     /* The child's only thread has a new thread id, and glibc's rwlock unlock decides between a
      * read and a write unlock by comparing it: start the locks afresh instead of unlocking. */
-    pthread_mutex_init(&table_lock, NULL);
     pthread_mutex_init(&registry_lock, NULL);
     pthread_rwlock_init(&gp_fork_lock, NULL);
     pthread_rwlock_init(&sync_fork_lock, NULL);

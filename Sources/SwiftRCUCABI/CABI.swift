@@ -6,6 +6,7 @@
 // included; the types come from include/swiftrcu_types.h.
 
 import CLiburcuShim
+import CSwiftRCUABI
 import Glibc
 import SwiftRCUCore
 import SwiftRCUTypes
@@ -36,7 +37,7 @@ final class PtrState {
 @inline(__always)
 private func state(of slot: UnsafeMutablePointer<HandleSlot>) -> Unmanaged<PtrState> {
     // Ordering: relaxed; the slot's acquire-loaded stamp already ordered this word (see HandleSlot).
-    Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: slot.pointee.word0.load(ordering: .relaxed))!)
+    Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: slot.word0.pointee.load(ordering: .relaxed))!)
 }
 
 private func destroyBits(_ fn: swiftrcu_destroy_fn?) -> UInt {
@@ -55,7 +56,7 @@ private func published(_ handle: UInt) -> UnsafeMutableRawPointer?? {
     // SAFETY: a slot from lookup lies in a segment that is never freed.
     // Ordering: acquire pairs with the release exchange in replace / copy_update, so the object's
     // initialisation is visible to the caller.
-    return .some(UnsafeMutableRawPointer(bitPattern: slot.pointee.word1.load(ordering: .acquiring)))
+    return .some(UnsafeMutableRawPointer(bitPattern: slot.word1.pointee.load(ordering: .acquiring)))
 }
 
 /// The object a live ptr handle publishes now; nil for a stale handle. Call inside a read section.
@@ -105,8 +106,8 @@ public func swiftrcu_new(
     guard let (slot, handle) = HandleTable.reserve(.ptr) else { return nil }
     let state = Unmanaged.passRetained(PtrState(destroy: destroy, context: context))
     // Ordering: relaxed; `publish` releases these words with the stamp.
-    slot.pointee.word0.store(UInt(bitPattern: state.toOpaque()), ordering: .relaxed)
-    slot.pointee.word1.store(UInt(bitPattern: object), ordering: .relaxed)
+    slot.word0.pointee.store(UInt(bitPattern: state.toOpaque()), ordering: .relaxed)
+    slot.word1.pointee.store(UInt(bitPattern: object), ordering: .relaxed)
     HandleTable.publish(slot, handle)
     return OpaquePointer(bitPattern: handle)
 }
@@ -138,13 +139,13 @@ public func swiftrcu_free(_ ptr: swiftrcu_ptr_ref?) -> CInt {
     // periods are refused only in a forked child, from its start: checked above.)
     _ = rcushim_synchronize()
     // Ordering: acquire pairs with the last writer's release exchange.
-    let object = slot.pointee.word1.exchange(0, ordering: .acquiring)
+    let object = slot.word1.pointee.exchange(0, ordering: .acquiring)
     let s = state.takeRetainedValue()
     if let destroy = s.destroy, let raw = UnsafeMutableRawPointer(bitPattern: object) {
         destroy(raw, s.context)
         rcushim_stats_destroyed()
     }
-    HandleTable.release(handle)
+    HandleTable.release(slot)
     return SWIFTRCU_OK
 }
 
@@ -524,7 +525,7 @@ private func loadRetainedSlow(
 }
 
 /// What a bound loader calls, with the loader's bound triple.
-private let boundLoad: rcushim_load_impl = { handle, retain, ifNull in loadRetained(handle, retain, ifNull) }
+private let boundLoad: rcuabi_load_impl = { handle, retain, ifNull in loadRetained(handle, retain, ifNull) }
 
 /// Binds a loader to ptr: a function without arguments that does what
 /// `swiftrcu_load_retained(ptr, retain)` does, except that where that returns NULL (ptr
@@ -554,7 +555,7 @@ public func swiftrcu_loader_bind(
         return status(.notPermitted)
     }
     guard live else { return status(.invalidArgument) }
-    guard let loader = rcushim_loader_bind(handle, retain, if_null, boundLoad) else {
+    guard let loader = rcuabi_loader_bind(handle, retain, if_null, boundLoad) else {
         return status(.outOfMemory)
     }
     loader_out.pointee = loader
@@ -567,7 +568,7 @@ public func swiftrcu_loader_bind(
 /// or a loader that is not bound (already unbound).
 @c(swiftrcu_loader_unbind)
 public func swiftrcu_loader_unbind(_ loader: swiftrcu_loader_fn?) -> CInt {
-    rcushim_loader_unbind(loader) == 0 ? 0 : status(.invalidArgument)
+    rcuabi_loader_unbind(loader) == 0 ? 0 : status(.invalidArgument)
 }
 
 /// Publishes object in a pointer slot and hands the previous object to a new old handle.
@@ -578,15 +579,15 @@ private func publish(
 ) -> swiftrcu_old_ref? {
     // Ordering: release so readers that acquire-load the new object see it initialised; acquire so
     // the previous object's state is ours before it is handed on.
-    let previous = slot.pointee.word1.exchange(object, ordering: .acquiringAndReleasing)
+    let previous = slot.word1.pointee.exchange(object, ordering: .acquiringAndReleasing)
     guard previous != 0 else {
-        HandleTable.release(old.handle)
+        HandleTable.release(old.slot)
         return nil
     }
     // Ordering: relaxed; `publish` releases these words with the stamp.
-    old.slot.pointee.word0.store(previous, ordering: .relaxed)
-    old.slot.pointee.word1.store(destroyBits(state.destroy), ordering: .relaxed)
-    old.slot.pointee.word2.store(UInt(bitPattern: state.context), ordering: .relaxed)
+    old.slot.word0.pointee.store(previous, ordering: .relaxed)
+    old.slot.word1.pointee.store(destroyBits(state.destroy), ordering: .relaxed)
+    old.slot.word2.pointee.store(UInt(bitPattern: state.context), ordering: .relaxed)
     HandleTable.publish(old.slot, old.handle)
     return OpaquePointer(bitPattern: old.handle)
 }
@@ -645,7 +646,7 @@ public func swiftrcu_replace(
     guard let ptr else { return status(.invalidArgument) }
     return write(ptr, old_out) { slot, state, old in
         // Ordering: relaxed; writers are serialised by the writer lock.
-        guard slot.pointee.word1.load(ordering: .relaxed) != UInt(bitPattern: new_object) else {
+        guard slot.word1.pointee.load(ordering: .relaxed) != UInt(bitPattern: new_object) else {
             HandleTable.release(old.handle)
             return nil
         }
@@ -688,10 +689,10 @@ public func swiftrcu_copy_update(
     guard let ptr, let update else { return status(.invalidArgument) }
     return write(ptr, old_out) { slot, state, old in
         // Ordering: relaxed; writers are serialised by the writer lock.
-        let current = slot.pointee.word1.load(ordering: .relaxed)
+        let current = slot.word1.pointee.load(ordering: .relaxed)
         let next = UInt(bitPattern: update(UnsafeRawPointer(bitPattern: current), context))
         guard next != current else {
-            HandleTable.release(old.handle)
+            HandleTable.release(old.slot)
             return nil
         }
         return publish(next, in: slot, state: state, old: old)
@@ -707,23 +708,32 @@ public func swiftrcu_old_object(_ old: swiftrcu_const_old_ref?) -> UnsafeMutable
     return ReadSide.withInternalSection {
         guard let slot = HandleTable.lookup(UInt(bitPattern: old), .old) else { return nil }
         // Ordering: relaxed; the stamp's acquire load in `lookup` ordered the word.
-        return UnsafeMutableRawPointer(bitPattern: slot.pointee.word0.load(ordering: .relaxed))
+        return UnsafeMutableRawPointer(bitPattern: slot.word0.pointee.load(ordering: .relaxed))
     } ?? nil
 }
 
-/// Retires old and returns its object, destroy function and context; `.some(nil)` when it is not
-/// a live old handle, nil (changing nothing) when the thread is exiting.
-private func retireOld(_ old: swiftrcu_old_ref) -> (object: UInt, destroy: UInt, context: UInt)?? {
+/// Retires old and returns its slot, which is the caller's from then on; nil when it is not a
+/// live old handle.
+///
+/// Needs no read section: slots are never freed, nothing of the slot is read before the retiring
+/// exchange, and that exchange succeeds only while the slot still carries this very handle
+/// (its generation included), after which no one else can retire or release it.
+private func retireOld(_ old: swiftrcu_old_ref) -> UnsafeMutablePointer<HandleSlot>? {
     let handle = UInt(bitPattern: old)
-    return ReadSide.withInternalSection { () -> (UInt, UInt, UInt)? in
-        guard let slot = HandleTable.lookup(handle, .old) else { return nil }
-        // Ordering: relaxed; the stamp's acquire load in `lookup` ordered the words.
-        let words = (
-            slot.pointee.word0.load(ordering: .relaxed), slot.pointee.word1.load(ordering: .relaxed),
-            slot.pointee.word2.load(ordering: .relaxed)
-        )
-        guard HandleTable.retire(slot, handle) else { return nil }
-        return words
+    guard let slot = HandleTable.lookup(handle, .old), HandleTable.retire(slot, handle) else { return nil }
+    return slot
+}
+
+/// Destroys the object of a retired old slot (owned by the caller) with its destroy function.
+func destroyOld(_ slot: UnsafeMutablePointer<HandleSlot>) {
+    // Ordering: relaxed; the retiring exchange (acquire) ordered the words for the retiring
+    // thread, and whoever runs this later was handed the slot by it (call_rcu's own ordering).
+    let object = slot.word0.pointee.load(ordering: .relaxed)
+    let destroy = slot.word1.pointee.load(ordering: .relaxed)
+    let context = slot.word2.pointee.load(ordering: .relaxed)
+    if let destroy = destroyFunction(destroy), let raw = UnsafeMutableRawPointer(bitPattern: object) {
+        destroy(raw, UnsafeMutableRawPointer(bitPattern: context))
+        rcushim_stats_destroyed()
     }
 }
 
@@ -739,20 +749,12 @@ public func swiftrcu_old_free(_ old: swiftrcu_old_ref?) -> CInt {
     guard let old else { return status(.invalidArgument) }
     guard !ReadSide.isInSection else { return status(.deadlock) }
     guard rcushim_grace_periods_refused() == 0 else { return status(.notPermitted) }
-    guard let retired = retireOld(old) else { return status(.notPermitted) }
-    guard let (object, destroy, context) = retired else { return status(.invalidArgument) }
+    guard rcushim_ready_self() != nil else { return status(.notPermitted) } // the thread is exiting
+    guard let slot = retireOld(old) else { return status(.invalidArgument) }
     _ = rcushim_synchronize() // not refused: checked above
-    if let destroy = destroyFunction(destroy), let raw = UnsafeMutableRawPointer(bitPattern: object) {
-        destroy(raw, UnsafeMutableRawPointer(bitPattern: context))
-        rcushim_stats_destroyed()
-    }
-    HandleTable.release(UInt(bitPattern: old))
+    destroyOld(slot)
+    HandleTable.release(slot)
     return SWIFTRCU_OK
-}
-
-/// Returns a retired old slot to the table once its deferred destroy has run.
-private func releaseOldSlot(_ handle: UInt) {
-    HandleTable.release(handle)
 }
 
 /// Returns the old slot a writer had reserved when its thread exits inside copy_update.
@@ -780,14 +782,11 @@ public func swiftrcu_old_defer(_ old: swiftrcu_old_ref?) -> CInt {
     if ReadSide.isInSection, rcushim_deferred_pending() >= UInt64(RCUSHIM_DEFER_HARD_LIMIT) {
         return status(.outOfMemory)
     }
-    guard let retired = retireOld(old) else { return status(.notPermitted) }
-    guard let (object, destroy, context) = retired else { return status(.invalidArgument) }
-    let handle = UInt(bitPattern: old)
-    // The slot's own record carries the destroy; the slot returns to the table after it ran.
-    deferDestroy(
-        in: HandleTable.deferredRecord(handle), object: UnsafeMutableRawPointer(bitPattern: object),
-        destroy: destroyFunction(destroy), context: UnsafeMutableRawPointer(bitPattern: context),
-        finish: releaseOldSlot, finishArgument: handle)
+    guard rcushim_ready_self() != nil else { return status(.notPermitted) } // the thread is exiting
+    guard let slot = retireOld(old) else { return status(.invalidArgument) }
+    // The slot joins its shard's batch, which is queued for a grace period (one call_rcu per
+    // batch); it returns to the table after its destroy ran.
+    DeferredBatches.add(slot)
     return SWIFTRCU_OK
 }
 
@@ -860,6 +859,7 @@ public func swiftrcu_synchronize() -> CInt {
 public func swiftrcu_barrier() -> CInt {
     guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { return status(.deadlock) }
     guard rcushim_grace_periods_refused() == 0 else { return status(.notPermitted) }
+    DeferredBatches.flushAll() // old handles deferred before the barrier are queued first
     rcushim_barrier()
     return SWIFTRCU_OK
 }

@@ -1,10 +1,13 @@
-// SwiftRCU C ABI (room 3 of 3): the table behind the opaque handles.
+// SwiftRCU C ABI (room 3 of 3): the table behind the opaque handles. Its storage and the slot
+// layout are declared in C (Sources/CSwiftRCUABI/include/swiftrcu_abi.h, `struct rcuabi_slot`),
+// so their sizes are checked by the compiler.
 // SPDX-License-Identifier: LGPL-2.1-or-later
 //
 // A handle is not a memory address but a slot number, a kind and a generation, so a stale handle
 // (already freed or deferred) is recognised and refused even after its slot was reused.
 
 import CLiburcuShim
+import CSwiftRCUABI
 import Glibc
 import Synchronization
 import SwiftRCUCore
@@ -16,90 +19,94 @@ enum HandleKind: UInt64 {
     case old = 2
 }
 
-/// One entry of the handle table.
-///
-/// # Invariants
-///
-/// - `stamp` is the full value of the live handle that owns the slot, or 0 while the slot is free
-///   or retired; it is set last (release) when a slot is handed out and cleared first (by
-///   compare-exchange) when its handle is retired;
-/// - for a `ptr` handle: `word0` holds a retained `Unmanaged<PtrState>`, `word1` the published
-///   object; for an `old` handle: `word0` the object, `word1` the destroy function, `word2` the
-///   context;
-/// - a retired slot goes back to the free list only after a grace period, and every use of a slot
-///   found through a handle happens inside a read-side critical section; so a thread that saw the
-///   stamp match may use the words until its section ends;
-/// - `generation` and `nextFree` are touched only with the free-list lock (the shim's table lock)
-///   held.
-struct HandleSlot: ~Copyable {
-    let stamp = Atomic<UInt64>(0)
-    let word0 = Atomic<UInt>(0)
-    let word1 = Atomic<UInt>(0)
-    let word2 = Atomic<UInt>(0)
-    var generation: UInt32 = 1
-    var nextFree: UInt32 = HandleTable.noSlot
+/// One entry of the handle table (`struct rcuabi_slot`, whose comment states its invariants).
+/// Besides those: a retired slot goes back to a free list only after a grace period, and every use
+/// of a slot found through a handle happens inside a read-side critical section (or after the
+/// caller retired the handle itself); so a thread that saw the stamp match may use the words
+/// until its section ends.
+typealias HandleSlot = rcuabi_slot
+
+/// The atomic fields of a slot. The C declaration fixes where they are; these only view them.
+extension UnsafeMutablePointer where Pointee == rcuabi_slot {
+    @inline(__always) var stamp: UnsafeMutablePointer<Atomic<UInt64>> {
+        // SAFETY: an aligned `uint64_t` of a live slot (segments are never freed), only ever
+        // accessed through this atomic view (the slot's invariant).
+        UnsafeMutableRawPointer(rcuabi_slot_stamp(self)).assumingMemoryBound(to: Atomic<UInt64>.self)
+    }
+    @inline(__always) var word0: UnsafeMutablePointer<Atomic<UInt>> {
+        // SAFETY: as for `stamp`, for a `uintptr_t`.
+        UnsafeMutableRawPointer(rcuabi_slot_word0(self)).assumingMemoryBound(to: Atomic<UInt>.self)
+    }
+    @inline(__always) var word1: UnsafeMutablePointer<Atomic<UInt>> {
+        // SAFETY: as for `stamp`, for a `uintptr_t`.
+        UnsafeMutableRawPointer(rcuabi_slot_word1(self)).assumingMemoryBound(to: Atomic<UInt>.self)
+    }
+    @inline(__always) var word2: UnsafeMutablePointer<Atomic<UInt>> {
+        // SAFETY: as for `stamp`, for a `uintptr_t`.
+        UnsafeMutableRawPointer(rcuabi_slot_word2(self)).assumingMemoryBound(to: Atomic<UInt>.self)
+    }
+    @inline(__always) var nextFree: UnsafeMutablePointer<Atomic<UInt32>> {
+        // SAFETY: as for `stamp`, for a `uint32_t`.
+        UnsafeMutableRawPointer(rcuabi_slot_next_free(self)).assumingMemoryBound(to: Atomic<UInt32>.self)
+    }
 }
 
-/// The slots of all live handles: a directory of segments, filled on demand and never freed. A
-/// segment holds `segmentSize` slots followed by one deferred-destroy record per slot. The first
-/// segment is the shim's static storage, so `lookup` reaches slots 0..<`segmentSize` without the
-/// directory.
+/// The slots of all live handles: a directory of segments, filled on demand and never freed. The
+/// first segment is static, so `lookup` reaches slots 0..<`segmentSize` without the directory.
 ///
 /// # Invariants
 ///
 /// - `directory[i]` is 0 or the address of a segment of `segmentSize` initialised slots, and once
-///   set never changes; segments are filled in order, `segmentCount` of them so far;
+///   set never changes; segments are filled in order, `rcuabi_segment_count` of them so far;
 /// - `directory[0]`, once set, is `firstSegment`; before that, `firstSegment` holds zero bytes,
 ///   which read as slots whose stamp is 0 (no handle matches it);
-/// - free slots form a FIFO list through `nextFree` (`freeHead` ... `freeTail`), so a slot is
-///   reused as late as possible.
+/// - every free slot is on one list of one shard, linked through `nextFree`: `ready`, taken from
+///   without a lock (a compare-exchange of the head; the tag in the head's high half makes a
+///   compare-exchange based on a stale head fail), or `returned`, pushed onto without a lock by
+///   `release` and only ever taken whole. A writer takes from the shard of its thread serial, and
+///   a slot goes back to the shard it was taken from. When a shard's `ready` is empty, `refill`
+///   (with the table lock held) moves its `returned` to it, or else another shard's `returned`,
+///   or else another shard's `ready`, or else adds a segment. So slots are reused batch by batch
+///   in the order they were released (a slot waits at least until the batch before its own was
+///   taken again), and neither taking nor returning a slot takes a lock in the common case;
+/// - only `refill` changes an empty `ready` (a taker leaves an empty list alone).
 enum HandleTable {
-    static let segmentShift = 12
-    static let segmentSize = 1 << segmentShift
-    static let directorySize = Int(RCUSHIM_DIRECTORY_SIZE)
+    static let segmentShift = Int(RCUABI_SEGMENT_SHIFT)
+    static let segmentSize = Int(RCUABI_SEGMENT_SLOTS)
+    static let directorySize = Int(RCUABI_DIRECTORY_SIZE)
+    static let shards = UInt32(RCUABI_SHARDS)
     static let noSlot = UInt32.max
 
-    /// Runs `body` on the free list (in the shim's storage) with the table lock held.
-    static func withFreeList<R>(_ body: (inout rcushim_free_list) -> R) -> R {
-        rcushim_table_lock()
-        defer { rcushim_table_unlock() }
-        // SAFETY: the free list is only touched with the table lock held, which we hold.
-        return body(&rcushim_free_list().pointee)
+    /// The head of shard `shard`'s `ready` list: `tag << 32 | index`.
+    @inline(__always)
+    private static func ready(_ shard: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        // SAFETY: a static, aligned `uint64_t` initialised to a valid value and only ever accessed
+        // through this atomic view.
+        UnsafeMutableRawPointer(rcuabi_free_ready(shard)).assumingMemoryBound(to: Atomic<UInt64>.self)
     }
 
-    /// The directory of segment addresses (the shim's zero-initialised static array).
+    /// The head of shard `shard`'s `returned` list (an index in the low half, nothing above).
+    @inline(__always)
+    private static func returned(_ shard: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        // SAFETY: as for `ready`.
+        UnsafeMutableRawPointer(rcuabi_free_returned(shard)).assumingMemoryBound(to: Atomic<UInt64>.self)
+    }
+
+    /// The directory of segment addresses (a zero-initialised static array).
     @inline(__always)
     static var directory: UnsafeMutablePointer<Atomic<UInt>> {
         // SAFETY: `Atomic<UInt>` has the size and alignment of `UInt`; the array is static,
         // zero-initialised (a valid `Atomic(0)`) and only ever accessed through these atomics.
-        rcushim_directory().assumingMemoryBound(to: Atomic<UInt>.self)
+        rcuabi_directory_words().assumingMemoryBound(to: Atomic<UInt>.self)
     }
 
     /// The first segment (static, zero-filled until `grow` first runs).
     @inline(__always)
-    static var firstSegment: UnsafeMutablePointer<HandleSlot> {
-        // SAFETY: the storage is static, aligned to 64 and `RCUSHIM_FIRST_SEGMENT_BYTES` long, which
-        // `grow` checks holds a segment; zero bytes are a valid `HandleSlot` (atomics at 0, plain
-        // integers at 0), and its atomic words are only ever accessed as atomics.
-        rcushim_first_segment().assumingMemoryBound(to: HandleSlot.self)
-    }
-
-    /// The deferred-destroy record that belongs to the slot of `handle` (a live or retired handle
-    /// this caller owns): each slot has one, next to it in its segment, so deferring needs no
-    /// allocation.
-    static func deferredRecord(_ handle: UInt) -> UnsafeMutablePointer<DeferredDestroy> {
-        let i = Int((UInt64(handle) & 0xFFFF_FFFF) >> 2)
-        // Ordering: relaxed; the caller found the handle live, which ordered the segment.
-        let base = directory[i >> segmentShift].load(ordering: .relaxed)
-        // SAFETY: a segment holds `segmentSize` slots followed by `segmentSize` records.
-        let records = UnsafeMutableRawPointer(bitPattern: base)!
-            .advanced(by: MemoryLayout<HandleSlot>.stride * segmentSize)
-            .assumingMemoryBound(to: DeferredDestroy.self)
-        return records + (i & (segmentSize - 1))
-    }
+    static var firstSegment: UnsafeMutablePointer<HandleSlot> { rcuabi_first_segment_slots() }
 
     /// The slot of `handle` if it is a live handle of `kind`, else `nil`. Call inside a read-side
-    /// critical section and use the slot only until it ends.
+    /// critical section and use the slot only until it ends; or, outside one, only to `retire`
+    /// the handle (which makes the slot the caller's) before reading anything of it.
     @inline(__always)
     static func lookup(_ handle: UInt, _ kind: HandleKind) -> UnsafeMutablePointer<HandleSlot>? {
         let value = UInt64(handle)
@@ -120,7 +127,7 @@ enum HandleTable {
         }
         // Ordering: acquire pairs with the release store in `publish`, so the words written
         // before it are visible.
-        guard _fastPath(slot.pointee.stamp.load(ordering: .acquiring) == value) else { return nil }
+        guard _fastPath(slot.stamp.pointee.load(ordering: .acquiring) == value) else { return nil }
         return slot
     }
 
@@ -142,23 +149,99 @@ enum HandleTable {
     /// Takes a free slot for a new handle of `kind`; the handle is not live until `publish`.
     /// Returns `nil` when no memory or no slot is left.
     static func reserve(_ kind: HandleKind) -> (slot: UnsafeMutablePointer<HandleSlot>, handle: UInt)? {
-        withFreeList { list -> (slot: UnsafeMutablePointer<HandleSlot>, handle: UInt)? in
-            if list.head == noSlot, !grow(&list) { return nil }
-            let index = list.head
-            let slot = slotAddress(index)
-            list.head = slot.pointee.nextFree
-            if list.head == noSlot { list.tail = noSlot }
-            let generation = slot.pointee.generation
-            slot.pointee.generation = generation == UInt32.max ? 1 : generation + 1
-            let handle = UInt64(generation) << 32 | UInt64(index) << 2 | kind.rawValue
-            return (slot, UInt(handle))
+        let shard = UInt32(truncatingIfNeeded: rcushim_writer_serial()) & (shards - 1)
+        var index = takeReady(shard)
+        while index == noSlot {
+            guard refill(shard) else { return nil }
+            index = takeReady(shard)
         }
+        // The slot is ours now: nothing else touches its generation or shard.
+        let slot = slotAddress(index)
+        let generation = slot.pointee.generation
+        slot.pointee.generation = generation == UInt32.max ? 1 : generation + 1
+        slot.pointee.shard = shard
+        let handle = UInt64(generation) << 32 | UInt64(index) << 2 | kind.rawValue
+        return (slot, UInt(handle))
+    }
+
+    /// Takes the first slot off shard `shard`'s `ready`; `noSlot` when it is empty.
+    @inline(__always)
+    private static func takeReady(_ shard: UInt32) -> UInt32 {
+        let ready = ready(shard)
+        // Ordering: acquire pairs with the release store in `refill` (through the release sequence
+        // of the takes since), so the links of the list are visible.
+        var head = ready.pointee.load(ordering: .acquiring)
+        while true {
+            let index = UInt32(truncatingIfNeeded: head)
+            if index == noSlot { return noSlot }
+            // Ordering: relaxed; if another thread took the slot since `head` was read, this may be
+            // anything, but then the tag has changed and the exchange below fails.
+            let next = slotAddress(index).nextFree.pointee.load(ordering: .relaxed)
+            let desired = ((head >> 32) &+ 1) << 32 | UInt64(next)
+            // Ordering: acquire-release, to continue the release sequence that publishes the links.
+            let (exchanged, original) = ready.pointee.compareExchange(
+                expected: head, desired: desired, successOrdering: .acquiringAndReleasing, failureOrdering: .acquiring)
+            if exchanged {
+                // The next taker's slot (and its link) is most likely not in this CPU's cache:
+                // start fetching it now, so the next update does not wait for it.
+                if next != noSlot { rcuabi_prefetch_for_write(slotAddress(next)) }
+                return index
+            }
+            head = original
+        }
+    }
+
+    /// With the table lock held: when shard `shard`'s `ready` is still empty, fills it with a
+    /// whole list of free slots (see the type's invariants for where it comes from). `false` when
+    /// the table is full or memory is out.
+    private static func refill(_ shard: UInt32) -> Bool {
+        rcuabi_table_lock()
+        defer { rcuabi_table_unlock() }
+        let ready = ready(shard)
+        // Ordering: relaxed; only this function (serialised by the lock) changes an empty `ready`.
+        let head = ready.pointee.load(ordering: .relaxed)
+        guard UInt32(truncatingIfNeeded: head) == noSlot else { return true }
+        guard let first = takeReturned(from: shard) ?? stealReady(from: shard) ?? grow() else { return false }
+        // Ordering: release pairs with the acquire loads in `takeReady`, so the links are visible.
+        ready.pointee.store(((head >> 32) &+ 1) << 32 | UInt64(first), ordering: .releasing)
+        return true
+    }
+
+    /// Takes the whole `returned` list of `shard`, or else of the first other shard that has one.
+    /// The list is newest first and is not reversed (that would touch every slot once more).
+    private static func takeReturned(from shard: UInt32) -> UInt32? {
+        for k in 0..<shards {
+            // Ordering: acquire pairs with the release exchange in `release`, so every returned
+            // slot's link is visible.
+            let first = returned((shard + k) & (shards - 1)).pointee.exchange(UInt64(noSlot), ordering: .acquiring)
+            if UInt32(truncatingIfNeeded: first) != noSlot { return UInt32(truncatingIfNeeded: first) }
+        }
+        return nil
+    }
+
+    /// Takes the whole `ready` list of another shard (whose writers refill it when they find it
+    /// empty), so free slots are never stranded on a shard nobody takes from while the table grows.
+    private static func stealReady(from shard: UInt32) -> UInt32? {
+        for k in 1..<shards {
+            let other = ready((shard + k) & (shards - 1))
+            // Ordering: acquire pairs with the release store of the refill that installed the list.
+            var head = other.pointee.load(ordering: .acquiring)
+            while UInt32(truncatingIfNeeded: head) != noSlot {
+                // Ordering: acquire-release, as in `takeReady`; the tag makes a racing take fail.
+                let (exchanged, original) = other.pointee.compareExchange(
+                    expected: head, desired: ((head >> 32) &+ 1) << 32 | UInt64(noSlot),
+                    successOrdering: .acquiringAndReleasing, failureOrdering: .acquiring)
+                if exchanged { return UInt32(truncatingIfNeeded: head) }
+                head = original
+            }
+        }
+        return nil
     }
 
     /// Makes a reserved slot's handle live, after its words were written.
     static func publish(_ slot: UnsafeMutablePointer<HandleSlot>, _ handle: UInt) {
         // Ordering: release pairs with the acquire load in `lookup`.
-        slot.pointee.stamp.store(UInt64(handle), ordering: .releasing)
+        slot.stamp.pointee.store(UInt64(handle), ordering: .releasing)
         rcushim_stats_handle(UInt64(handle), 1)
     }
 
@@ -166,77 +249,85 @@ enum HandleTable {
     /// callers for the same handle gets `true`.
     static func retire(_ slot: UnsafeMutablePointer<HandleSlot>, _ handle: UInt) -> Bool {
         // Ordering: acquire-release so the winner sees every write made under the live handle.
-        let retired = slot.pointee.stamp.compareExchange(
+        let retired = slot.stamp.pointee.compareExchange(
             expected: UInt64(handle), desired: 0, ordering: .acquiringAndReleasing
         ).exchanged
         if retired { rcushim_stats_handle(UInt64(handle), -1) }
         return retired
     }
 
-    /// Returns a retired or never-published slot to the free list. For a retired slot, call only
+    /// Returns a retired or never-published slot to the free lists. For a retired slot, call only
     /// after a grace period has passed since `retire`.
-    static func release(_ handle: UInt) {
-        let index = UInt32(truncatingIfNeeded: (UInt64(handle) & 0xFFFF_FFFF) >> 2)
-        withFreeList { list in
-            let slot = slotAddress(index)
-            slot.pointee.nextFree = noSlot
-            if list.tail == noSlot {
-                list.head = index
-            } else {
-                slotAddress(list.tail).pointee.nextFree = index
-            }
-            list.tail = index
+    static func release(_ slot: UnsafeMutablePointer<HandleSlot>) {
+        let index = slot.pointee.index
+        let returned = returned(slot.pointee.shard)
+        // Ordering: relaxed; the exchange below publishes the link.
+        var head = returned.pointee.load(ordering: .relaxed)
+        while true {
+            slot.nextFree.pointee.store(UInt32(truncatingIfNeeded: head), ordering: .relaxed)
+            // Ordering: release pairs with the acquire exchange in `takeReturned`, so this link
+            // and everything done with the slot before its release are visible to its next taker.
+            let (exchanged, original) = returned.pointee.compareExchange(
+                expected: head, desired: UInt64(index), successOrdering: .releasing, failureOrdering: .relaxed)
+            if exchanged { return }
+            head = original
         }
     }
 
+    /// `release` by handle: the slot of a reserved or retired handle.
+    static func release(_ handle: UInt) {
+        release(slotAddress(UInt32(truncatingIfNeeded: (UInt64(handle) & 0xFFFF_FFFF) >> 2)))
+    }
+
+    /// The slot at `index`, which must be in a filled segment (a slot the caller found on a list).
+    @inline(__always)
+    static func slot(at index: UInt32) -> UnsafeMutablePointer<HandleSlot> { slotAddress(index) }
+
     /// The address of slot `index`, which must be in a filled segment.
+    @inline(__always)
     private static func slotAddress(_ index: UInt32) -> UnsafeMutablePointer<HandleSlot> {
         let i = Int(index)
-        // Ordering: relaxed; the caller holds the free-list lock, which orders segment publication.
-        let base = directory[i >> segmentShift].load(ordering: .relaxed)
+        // Ordering: acquire pairs with the release store that published the segment (the caller
+        // found the index on a free list or in a handle, which already orders it; this is cheap
+        // insurance).
+        let base = directory[i >> segmentShift].load(ordering: .acquiring)
         // SAFETY: the segment is filled (caller's contract) and never freed.
         return UnsafeMutablePointer<HandleSlot>(bitPattern: base)! + (i & (segmentSize - 1))
     }
 
-    /// Adds one segment of free slots; `false` when the directory is full or memory is out.
-    private static func grow(_ list: inout rcushim_free_list) -> Bool {
-        let count = Int(list.segment_count)
-        guard count < directorySize else { return false }
-        let slotBytes = MemoryLayout<HandleSlot>.stride * segmentSize
-        let size = slotBytes + MemoryLayout<DeferredDestroy>.stride * segmentSize
-        // The static first segment must hold one.
-        precondition(size <= Int(RCUSHIM_FIRST_SEGMENT_BYTES) && segmentSize == Int(RCUSHIM_SEGMENT_SLOTS))
-        let raw: UnsafeMutableRawPointer
+    /// Adds one segment of slots linked into a list, and returns its first slot; `nil` when the
+    /// directory is full or memory is out. Requires the table lock.
+    private static func grow() -> UInt32? {
+        // SAFETY: a static `uint32_t`, only touched with the table lock held, which we hold.
+        let count = Int(rcuabi_segment_count_word().pointee)
+        guard count < directorySize else { return nil }
+        let segment: UnsafeMutablePointer<HandleSlot>
         if count == 0 {
-            raw = UnsafeMutableRawPointer(firstSegment)
+            segment = firstSegment
         } else {
-            guard let fresh = malloc(size) else { return false }
-            raw = fresh
+            var fresh: UnsafeMutableRawPointer?
+            let size = MemoryLayout<HandleSlot>.stride * segmentSize
+            guard posix_memalign(&fresh, Int(RCUABI_SLOT_BYTES), size) == 0, let fresh else { return nil }
+            // SAFETY: aligned memory for `segmentSize` slots; zero bytes are free slots (atomics
+            // at 0, plain fields at 0), and the loop below sets the rest before publication.
+            memset(fresh, 0, size)
+            segment = fresh.bindMemory(to: HandleSlot.self, capacity: segmentSize)
         }
-        // SAFETY: memory for `segmentSize` slots then as many records (64-byte or malloc's
-        // alignment covers both, and `slotBytes` keeps the records aligned), initialised before
-        // publication; records are only used through handles, so none is in use yet.
-        let records = raw.advanced(by: slotBytes).bindMemory(to: DeferredDestroy.self, capacity: segmentSize)
-        records.initialize(repeating: DeferredDestroy(), count: segmentSize)
-        let segment = raw.bindMemory(to: HandleSlot.self, capacity: segmentSize)
+        // The first segment's zero bytes are already slots whose atomics are 0, which `lookup`
+        // may be reading now (for a bogus handle): set only the fields it never reads, and the
+        // link atomically.
         let first = count << segmentShift
         for i in 0..<segmentSize {
-            if count != 0 {
-                (segment + i).initialize(to: HandleSlot())
-            } else {
-                // The static segment's zero bytes are already slots whose atomics are 0, which
-                // `lookup` may be reading now (for a bogus handle): set only the plain fields,
-                // which it never reads.
-                segment[i].generation = 1
-            }
-            segment[i].nextFree = i + 1 < segmentSize ? UInt32(first + i + 1) : noSlot
+            segment[i].generation = 1
+            segment[i].index = UInt32(first + i)
+            // Ordering: relaxed; the release store below (or the refill's) publishes the segment.
+            (segment + i).nextFree.pointee.store(
+                i + 1 < segmentSize ? UInt32(first + i + 1) : noSlot, ordering: .relaxed)
         }
         // Ordering: release pairs with the acquire load in `laterSlot` (the first segment is
         // reached without the directory, and its zero bytes need no publication).
-        directory[count].store(UInt(bitPattern: raw), ordering: .releasing)
-        list.head = UInt32(first)
-        list.tail = UInt32(first + segmentSize - 1)
-        list.segment_count += 1
-        return true
+        directory[count].store(UInt(bitPattern: UnsafeMutableRawPointer(segment)), ordering: .releasing)
+        rcuabi_segment_count_word().pointee += 1
+        return UInt32(first)
     }
 }

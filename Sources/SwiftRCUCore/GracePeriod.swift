@@ -11,8 +11,8 @@ import Synchronization
 /// Destroys one object: the library's callback type, the same as `swiftrcu_destroy_fn`.
 package typealias DestroyFunction = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void
 
-/// Runs after a deferred destroy, with `finishArgument` (the C ABI returns a handle slot with it).
-package typealias FinishFunction = @convention(c) (UInt) -> Void
+/// A call_rcu callback: gets back the `rcu_head` it was queued with.
+package typealias DeferredCallback = @convention(c) (UnsafeMutablePointer<rcu_head>) -> Void
 
 /// A destroy waiting in liburcu's call_rcu queue.
 ///
@@ -20,18 +20,12 @@ package typealias FinishFunction = @convention(c) (UInt) -> Void
 ///
 /// - `head` is the first field, so a `rcu_head` pointer handed back by liburcu is also a pointer to
 ///   the whole record;
-/// - a record whose `finish` is nil was allocated by `deferDestroy(object:destroy:context:)` and is
-///   freed by the callback; one with a `finish` belongs to the caller, who gets it back when
-///   `finish` runs.
-package struct DeferredDestroy {
+/// - it was allocated by `deferDestroy(object:destroy:context:)` and is freed by the callback.
+struct DeferredDestroy {
     var head = rcu_head()
     var object: UnsafeMutableRawPointer? = nil
     var destroy: DestroyFunction? = nil
     var context: UnsafeMutableRawPointer? = nil
-    var finish: FinishFunction? = nil
-    var finishArgument: UInt = 0
-
-    package init() {}
 }
 
 /// Queues `destroy(object, context)` to run after a grace period on a liburcu call_rcu thread.
@@ -48,24 +42,10 @@ package func deferDestroy(
     record.pointee.object = object
     record.pointee.destroy = destroy
     record.pointee.context = context
-    enqueue(record)
+    // SAFETY: `head` is the record's first field (type invariant), so this points into the record;
+    // liburcu keeps it until the callback, which owns the record from then on.
+    enqueueDeferred(UnsafeMutableRawPointer(record).assumingMemoryBound(to: rcu_head.self), deferredDestroyCallback)
     return true
-}
-
-/// Queues `destroy(object, context)` like `deferDestroy(object:destroy:context:)`, in a record the
-/// caller owns (no allocation); after the destroy, `finish(finishArgument)` hands it back.
-package func deferDestroy(
-    in record: UnsafeMutablePointer<DeferredDestroy>, object: UnsafeMutableRawPointer?,
-    destroy: DestroyFunction?, context: UnsafeMutableRawPointer?,
-    finish: FinishFunction, finishArgument: UInt
-) {
-    record.pointee = DeferredDestroy()
-    record.pointee.object = object
-    record.pointee.destroy = destroy
-    record.pointee.context = context
-    record.pointee.finish = finish
-    record.pointee.finishArgument = finishArgument
-    enqueue(record)
 }
 
 /// The function of a deferred call (`deferCall(in:_:)`), called with its node.
@@ -84,30 +64,45 @@ package func deferCall(in node: UnsafeMutableRawPointer, _ fn: NodeFunction) {
     // SAFETY: the node is pointer-aligned and large enough (caller's contract); liburcu
     // initialises the head itself, and the function goes right after it.
     node.storeBytes(of: fn, toByteOffset: MemoryLayout<rcu_head>.size, as: NodeFunction.self)
-    enqueue(node.assumingMemoryBound(to: rcu_head.self), deferredCallCallback)
+    enqueueDeferred(node.assumingMemoryBound(to: rcu_head.self), deferredCallCallback)
 }
 
-private func enqueue(_ record: UnsafeMutablePointer<DeferredDestroy>) {
-    // SAFETY: `head` is the record's first field (type invariant), so this points into the record;
-    // liburcu keeps it until the callback, which owns the record from then on.
-    enqueue(UnsafeMutableRawPointer(record).assumingMemoryBound(to: rcu_head.self), deferredDestroyCallback)
+/// Queues `callback(head)` to run after a grace period on a liburcu call_rcu thread, where it
+/// must do its work inside `runDeferred`: the one queueing path of all deferred work (Swift's and
+/// the C ABI's destroys, deferred calls), with its accounting, spreading and back-pressure. `head`
+/// must stay untouched until the callback.
+package func enqueueDeferred(_ head: UnsafeMutablePointer<rcu_head>, _ callback: DeferredCallback) {
+    countDeferred()
+    enqueueCountedDeferred(head, callback)
 }
 
-/// The one queueing path of deferred work: counts it, spreads the workers and applies
-/// back-pressure when they fall behind, then hands `head` to liburcu's call_rcu.
-private func enqueue(
-    _ head: UnsafeMutablePointer<rcu_head>, _ callback: @convention(c) (UnsafeMutablePointer<rcu_head>) -> Void
-) {
-    _ = rcushim_ready_self() // liburcu's call_rcu wants a registered caller
-    rcushim_count_deferred_queued()
-    // One default call_rcu worker can fall behind several writers; past the threshold, spread
-    // the destroys over one worker per CPU (liburcu's own mechanism), once per process.
-    let pending = rcushim_deferred_pending()
-    rcushim_stats_note_pending(pending)
-    if pending > UInt64(RCUSHIM_SPREAD_THRESHOLD) {
-        rcushim_spread_call_rcu()
-        if pending > UInt64(RCUSHIM_BACKPRESSURE_THRESHOLD) { applyBackPressure() }
+/// Counts one deferred destroy as queued (pending until a callback counts it completed), and
+/// looks at the load: one default call_rcu worker can fall behind several writers; past
+/// RCUSHIM_SPREAD_THRESHOLD pending, the destroys are spread over one worker per CPU (liburcu's
+/// own mechanism, once per process); past RCUSHIM_BACKPRESSURE_THRESHOLD the caller pauses
+/// (`applyBackPressure`), so call it holding no lock. The pending count lies on a line the workers
+/// write: a writer looks at it once per RCUSHIM_PENDING_CHECK_INTERVAL destroys (the first of each
+/// run of them), and on every one while the last look found it past the spread threshold (so
+/// back-pressure and the pending peak stay exact under load).
+package func countDeferred() {
+    let queued = rcushim_count_deferred_queued()
+    if _slowPath(queued % UInt64(RCUSHIM_PENDING_CHECK_INTERVAL) == 1 || rcushim_deferred_loaded()) {
+        let pending = rcushim_deferred_pending()
+        rcushim_stats_note_pending(pending)
+        let loaded = pending > UInt64(RCUSHIM_SPREAD_THRESHOLD)
+        rcushim_set_deferred_loaded(loaded)
+        if loaded {
+            rcushim_spread_call_rcu()
+            if pending > UInt64(RCUSHIM_BACKPRESSURE_THRESHOLD) { applyBackPressure() }
+        }
     }
+}
+
+/// Queues `callback(head)` like `enqueueDeferred` for destroys `countDeferred` counted already
+/// (a batch of them, whose callback reports how many ran through `runDeferredBatch`). Neither
+/// looks at the load nor pauses: may be called with a lock held.
+package func enqueueCountedDeferred(_ head: UnsafeMutablePointer<rcu_head>, _ callback: DeferredCallback) {
+    _ = rcushim_ready_self() // liburcu's call_rcu wants a registered caller
     rcushim_call_rcu(head, callback)
 }
 
@@ -145,25 +140,41 @@ private let deferredCallCallback: @convention(c) (UnsafeMutablePointer<rcu_head>
     fn(node)
     rcushim_stats_destroyed()
     t?.pointee.in_callback &-= 1
-    rcushim_count_deferred_completed()
+    rcushim_count_deferred_completed(1)
 }
 
 private func runDeferredDestroy(_ head: UnsafeMutablePointer<rcu_head>) {
-    // SAFETY: liburcu hands back the `head` that `enqueue` queued; it is the first field of a
-    // live `DeferredDestroy` that nothing else references until this callback returns it.
+    // SAFETY: liburcu hands back the `head` that `deferDestroy` queued; it is the first field of a
+    // live `DeferredDestroy` that nothing else references any more.
     let record = UnsafeMutableRawPointer(head).assumingMemoryBound(to: DeferredDestroy.self)
     let item = record.pointee
-    if item.finish == nil { free(record) }
+    free(record)
+    runDeferred {
+        if let destroy = item.destroy, item.object != nil {
+            destroy(item.object, item.context)
+            rcushim_stats_destroyed()
+        }
+    }
+}
+
+/// Runs `body`, the work of a callback queued by `enqueueDeferred`, as deferred work: grace
+/// period waits inside it are refused, and it counts as completed when `body` returns.
+package func runDeferred(_ body: () -> Void) {
+    runDeferredBatch {
+        body()
+        return 1
+    }
+}
+
+/// `runDeferred` for a callback that runs several destroys: `body` returns how many (as many as
+/// `countDeferred` counted for them).
+package func runDeferredBatch(_ body: () -> UInt64) {
     // call_rcu threads are registered with liburcu by liburcu itself: this adopts them.
     let t = rcushim_ready_self()
     t?.pointee.in_callback &+= 1
-    if let destroy = item.destroy, item.object != nil {
-        destroy(item.object, item.context)
-        rcushim_stats_destroyed()
-    }
-    item.finish?(item.finishArgument)
+    let count = body()
     t?.pointee.in_callback &-= 1
-    rcushim_count_deferred_completed()
+    rcushim_count_deferred_completed(count)
 }
 
 /// The number of deferred destroys queued and not yet run.

@@ -1588,7 +1588,7 @@ static void region_late_destructor(void *value) {
     atomic_store(&late_ran, 1);
 }
 
-static void *set_region_late_key(void *arg) {
+static void *set_late_key(void *arg) {
     (void)arg;
     pthread_setspecific(region_late_key, &region_late_key);
     CHECK_EQ_INT(swiftrcu_region_enter(), SWIFTRCU_OK); /* registered, inside a region at exit */
@@ -1627,7 +1627,7 @@ static void test_region_threads(void) {
 
     /* An exiting thread cannot enter a region, as it cannot take a guard. */
     CHECK_EQ_INT(pthread_key_create(&region_late_key, region_late_destructor), 0);
-    pthread_create(&t, NULL, set_region_late_key, NULL);
+    pthread_create(&t, NULL, set_late_key, NULL);
     pthread_join(t, NULL);
     CHECK_EQ_INT(atomic_load(&late_ran), 1);
     CHECK_EQ_INT(late_region_enter, SWIFTRCU_EPERM);

@@ -22,6 +22,7 @@
 #ifndef _LGPL_SOURCE
 #define _LGPL_SOURCE 1
 #endif
+#include <stdbool.h>
 #include <stdint.h>
 #include <urcu/urcu-memb.h>
 /* The library's statistics counters (swiftrcu_stats_get, RcuStatistics). */
@@ -90,9 +91,8 @@ struct rcushim_thread {
 /** Set in `ids[d]` while the section at level d is an anonymous region (no token has it). */
 #define RCUSHIM_REGION_BIT 0x8000000000000000ULL
 
-/* bench/check-readpath.sh finds the read path's membarrier test by this offset. */
-_Static_assert(__builtin_offsetof(struct rcushim_thread, membarrier) == 0x0f,
-               "update MEMBARRIER_OFFSET in bench/check-readpath.sh");
+/* bench/check-readpath.sh finds the read path's membarrier test by the offset of `membarrier`
+ * (bench/readpath_layout.c checks its value at compile time). */
 
 #pragma clang assume_nonnull begin
 
@@ -204,8 +204,15 @@ static inline void rcushim_guard_unlock(struct rcushim_thread *t, uint64_t seria
 }
 
 /* INLINE FAST PATH: nonzero while this thread is inside any liburcu memb read-side section
- * (the library's, or the program's own when it also uses liburcu directly). */
-static inline int rcushim_read_ongoing(void) { return _urcu_memb_read_ongoing() != 0; }
+ * (the library's, or the program's own when it also uses liburcu directly). A registered thread
+ * whose state is ready reads its record through that state (no __tls_get_addr call); any other
+ * asks liburcu (its state names rcushim_unready_reader, whose registered bit is 0). */
+static inline int rcushim_read_ongoing(void) {
+    struct urcu_reader *r = rcushim_current->reader;
+    if (caa_likely(r->registered))
+        return (_CMM_LOAD_SHARED(r->ctr) & URCU_GP_CTR_NEST_MASK) != 0;
+    return _urcu_memb_read_ongoing() != 0;
+}
 
 /* EXPORTED-FROM-SHIM: registers the calling thread on first use (or adopts a registration the
  * program made itself); returns its state, or NULL when the thread is exiting. */
@@ -257,45 +264,6 @@ static inline int rcushim_grace_periods_refused(void) { return rcushim_gp_refuse
 void rcushim_prepare_fork(void) __attribute__((visibility("hidden")));
 
 /*
- * Storage of the C ABI's handle table (see Sources/SwiftRCUCABI/Handles.swift), kept here so it
- * needs no lazy initialisation and the fork handlers can hold its lock.
- */
-#define RCUSHIM_DIRECTORY_SIZE 4096
-
-/* Slots per segment, and the bytes of the first segment's static storage: 4096 slots of 40 bytes
- * then 4096 deferred-destroy records of 56 bytes (Handles.swift checks that its layout fits). */
-#define RCUSHIM_SEGMENT_SLOTS 4096
-#define RCUSHIM_FIRST_SEGMENT_BYTES 393216 /* 4096 * (40 + 56) */
-
-/** The free list's state; only touched with rcushim_table_lock() held. */
-struct rcushim_free_list {
-    uint32_t head;
-    uint32_t tail;
-    uint32_t segment_count;
-};
-
-/* EXPORTED-FROM-SHIM: the table's storage, zero-initialised, never freed. The first segment is
- * static, so a lookup of its slots (every handle while a program has at most 4096) needs no load
- * from the directory: its address is a constant. */
-extern uintptr_t rcushim_directory_storage[RCUSHIM_DIRECTORY_SIZE] __attribute__((visibility("hidden")));
-extern unsigned char rcushim_first_segment_storage[RCUSHIM_FIRST_SEGMENT_BYTES]
-    __attribute__((visibility("hidden")));
-extern struct rcushim_free_list rcushim_free_list_storage __attribute__((visibility("hidden")));
-
-/* INLINE FAST PATH: the directory of segment addresses (accessed atomically by the Swift side). */
-static inline void *rcushim_directory(void) { return rcushim_directory_storage; }
-
-/* INLINE FAST PATH: the first segment's storage (zero bytes until the table first grows). */
-static inline void *rcushim_first_segment(void) { return rcushim_first_segment_storage; }
-
-/* INLINE FAST PATH: the free list (only with the table lock held). */
-static inline struct rcushim_free_list *rcushim_free_list(void) { return &rcushim_free_list_storage; }
-
-/* EXPORTED-FROM-SHIM: the lock of the free list; held across fork so the child finds it consistent. */
-void rcushim_table_lock(void) __attribute__((visibility("hidden")));
-void rcushim_table_unlock(void) __attribute__((visibility("hidden")));
-
-/*
  * Deferred-destroy counters: queued by writers, completed by liburcu's call_rcu threads. Two
  * counters on their own cache lines, so writers and the callback thread do not share one;
  * pending = queued - completed. Ordering: relaxed; they are statistics and a back-pressure signal.
@@ -303,12 +271,32 @@ void rcushim_table_unlock(void) __attribute__((visibility("hidden")));
 extern uint64_t rcushim_deferred_queued __attribute__((visibility("hidden")));
 extern uint64_t rcushim_deferred_completed __attribute__((visibility("hidden")));
 
-static inline void rcushim_count_deferred_queued(void) {
-    __atomic_fetch_add(&rcushim_deferred_queued, 1, __ATOMIC_RELAXED); /* Ordering: see above. */
+/* Returns the count with this one included. */
+static inline uint64_t rcushim_count_deferred_queued(void) {
+    return __atomic_add_fetch(&rcushim_deferred_queued, 1, __ATOMIC_RELAXED); /* Ordering: see above. */
 }
 
-static inline void rcushim_count_deferred_completed(void) {
-    __atomic_fetch_add(&rcushim_deferred_completed, 1, __ATOMIC_RELAXED); /* Ordering: see above. */
+/** Writers look at the pending count (a line the call_rcu workers write) once per this many
+ *  deferred destroys, not on every one. */
+#define RCUSHIM_PENDING_CHECK_INTERVAL 64
+
+/* Whether the last look at the pending count found it past RCUSHIM_SPREAD_THRESHOLD: then writers
+ * look at every deferral (exact back-pressure) until a look finds it below again. Written only
+ * when it changes. Ordering: relaxed; a hint, the count itself decides. */
+extern uint32_t rcushim_deferred_loaded_flag __attribute__((visibility("hidden")));
+
+static inline bool rcushim_deferred_loaded(void) {
+    return __atomic_load_n(&rcushim_deferred_loaded_flag, __ATOMIC_RELAXED) != 0;
+}
+
+static inline void rcushim_set_deferred_loaded(bool loaded) {
+    if (rcushim_deferred_loaded() != loaded) {
+        __atomic_store_n(&rcushim_deferred_loaded_flag, loaded ? 1u : 0u, __ATOMIC_RELAXED);
+    }
+}
+
+static inline void rcushim_count_deferred_completed(uint64_t n) {
+    __atomic_fetch_add(&rcushim_deferred_completed, n, __ATOMIC_RELAXED); /* Ordering: see above. */
 }
 
 static inline uint64_t rcushim_deferred_pending(void) {
@@ -335,11 +323,21 @@ static inline uint64_t rcushim_deferred_pending(void) {
 /* EXPORTED-FROM-SHIM: creates liburcu's per-CPU call_rcu workers, once per process. */
 void rcushim_spread_call_rcu(void) __attribute__((visibility("hidden")));
 
+/* INLINE FAST PATH: in a call_rcu callback, starts fetching the next queued head (liburcu links
+ * its queue through the heads' first word). Ordering: relaxed; only a hint, whatever it reads. */
+static inline void rcushim_prefetch_next_head(struct rcu_head *head) {
+    __builtin_prefetch(__atomic_load_n(&head->next.next, __ATOMIC_RELAXED), 1, 3);
+}
+
 /* Deferred work: thin wrappers over liburcu's exported functions. */
 static inline void rcushim_barrier(void) { urcu_memb_barrier(); }
 static inline void rcushim_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *)) {
     urcu_memb_call_rcu(head, func);
 }
+
+/* Makes sure liburcu's default call_rcu worker exists, so that a later call_rcu does not take
+ * liburcu's call_rcu lock (held across fork) to create it. */
+static inline void rcushim_call_rcu_prepare(void) { (void)urcu_memb_get_default_call_rcu_data(); }
 
 /*
  * The writer lock of one RCU pointer (used by Sources/SwiftRCU/WriterLock.swift). The lock word
@@ -457,29 +455,6 @@ static inline int rcushim_writer_lock_held(struct rcushim_writer_lock *l, uint64
      * this thread's own earlier store. */
     return (__atomic_load_n(&l->word, __ATOMIC_RELAXED) >> 1) == serial;
 }
-
-/*
- * Bound loaders (loaders.c; used by swiftrcu_loader_bind in Sources/SwiftRCUCABI/CABI.swift):
- * RCUSHIM_LOADERS functions that take no argument. Each can be bound to one (handle, retain,
- * if_null) triple and then calls the bound implementation with it: a read that crosses a foreign
- * function interface without an argument to convert, which is most of a ctypes call's cost.
- */
-#define RCUSHIM_LOADERS 1024
-
-typedef void (*rcushim_retain_fn)(void *_Nullable object);
-typedef void *_Nullable (*rcushim_load_impl)(uintptr_t handle, rcushim_retain_fn retain,
-                                             void *_Nullable if_null);
-typedef void *_Nullable (*rcushim_loader_fn)(void);
-
-/* EXPORTED-FROM-SHIM: binds a free loader to (handle, retain, if_null), which `impl` will be
- * called with; returns it, or NULL when all are bound. handle must not be 0. */
-rcushim_loader_fn _Nullable rcushim_loader_bind(uintptr_t handle, rcushim_retain_fn retain,
-                                                void *_Nullable if_null, rcushim_load_impl impl)
-    __attribute__((visibility("hidden")));
-
-/* EXPORTED-FROM-SHIM: unbinds a loader returned by rcushim_loader_bind; 0 on success, -1 when
- * `loader` is not one of the loaders or is not bound. */
-int rcushim_loader_unbind(rcushim_loader_fn _Nullable loader) __attribute__((visibility("hidden")));
 
 #pragma clang assume_nonnull end
 

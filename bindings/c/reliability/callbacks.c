@@ -168,6 +168,10 @@ static void part_nested(long rounds) {
             swiftrcu_read_unlock(&g);
         }
     }
+    /* On a loaded machine the readers may not have run yet when the writer is done: give them
+     * (at most 10 s) the time for one walk, which the check below requires. */
+    for (int i = 0; i < 10000 && atomic_load(&walks) == 0; i++)
+        usleep(1000);
     atomic_store(&readers_stop, 1);
     for (int i = 0; i < 2; i++)
         pthread_join(w[i], NULL);

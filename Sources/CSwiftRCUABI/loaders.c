@@ -1,5 +1,6 @@
 /*
- * SwiftRCU - bound loaders: zero-argument functions bound to one (handle, retain) pair each.
+ * SwiftRCU C ABI (room 3 of 3), its C part: bound loaders, zero-argument functions bound to one
+ * (handle, retain) pair each.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * A foreign function interface such as Python's ctypes spends more on converting one argument
@@ -7,30 +8,30 @@
  * reads an RCU pointer with a call that has no arguments. There is one compiled function per
  * slot (no code is generated at run time): `loader_NNN` passes its slot number to loader_call.
  */
-#include "liburcu_shim.h"
+#include "swiftrcu_abi.h"
 
 #include <stddef.h>
 
-_Static_assert(RCUSHIM_LOADERS == 1024, "the LOADERS_* macros below make exactly 1024 loaders");
+_Static_assert(RCUABI_LOADERS == 1024, "the LOADERS_* macros below make exactly 1024 loaders");
 
 /*
  * One loader's binding.
  *
  * Invariants:
- *  - `claimed` is 1 from the claim in rcushim_loader_bind until rcushim_loader_unbind, else 0;
+ *  - `claimed` is 1 from the claim in rcuabi_loader_bind until rcuabi_loader_unbind, else 0;
  *  - `handle` is non-zero exactly while the loader is bound, and then `retain` and `if_null`
  *    are the ones bound with it (stored before `handle`, with release);
  *  - `load_impl` is set (always to the same function) before any handle is published.
  */
 struct loader_slot {
     uintptr_t handle;
-    rcushim_retain_fn _Nullable retain;
+    rcuabi_retain_fn _Nullable retain;
     void *_Nullable if_null;
     uint32_t claimed;
 };
 
-static struct loader_slot slots[RCUSHIM_LOADERS];
-static rcushim_load_impl _Nullable load_impl;
+static struct loader_slot slots[RCUABI_LOADERS];
+static rcuabi_load_impl _Nullable load_impl;
 static uint32_t next_hint; /* where the next bind starts looking: slots are reused round robin */
 
 /* The common body of every loader: reads the slot's binding and calls the implementation. */
@@ -45,13 +46,13 @@ __attribute__((noinline)) static void *_Nullable loader_call(uint32_t i) {
         /* Ordering: acquire pairs with bind's release store of `retain`: a retain of a later
          * binding brings that binding's unbind (handle 0) with it, so the re-check below sees
          * the handle change and the pair is never mixed. */
-        rcushim_retain_fn retain = __atomic_load_n(&s->retain, __ATOMIC_ACQUIRE);
+        rcuabi_retain_fn retain = __atomic_load_n(&s->retain, __ATOMIC_ACQUIRE);
         /* Ordering: acquire, as for `retain`. */
         void *if_null = __atomic_load_n(&s->if_null, __ATOMIC_ACQUIRE);
         /* Ordering: relaxed; ordered after the acquire above. */
         if (__atomic_load_n(&s->handle, __ATOMIC_RELAXED) == handle) {
             /* Ordering: relaxed; published by the acquire of `handle`. */
-            rcushim_load_impl impl = __atomic_load_n(&load_impl, __ATOMIC_RELAXED);
+            rcuabi_load_impl impl = __atomic_load_n(&load_impl, __ATOMIC_RELAXED);
             return impl(handle, retain, if_null);
         }
     }
@@ -83,20 +84,20 @@ LOADERS_256(0) LOADERS_256(1) LOADERS_256(2) LOADERS_256(3)
     ENTRIES_16(x##f)
 
 /* loaders[i] is the loader of slot i. */
-static const rcushim_loader_fn loaders[RCUSHIM_LOADERS] = {
+static const rcuabi_loader_fn loaders[RCUABI_LOADERS] = {
     ENTRIES_256(0) ENTRIES_256(1) ENTRIES_256(2) ENTRIES_256(3)
 };
 
-rcushim_loader_fn _Nullable rcushim_loader_bind(uintptr_t handle, rcushim_retain_fn retain,
-                                                void *_Nullable if_null, rcushim_load_impl impl) {
+rcuabi_loader_fn _Nullable rcuabi_loader_bind(uintptr_t handle, rcuabi_retain_fn retain,
+                                                void *_Nullable if_null, rcuabi_load_impl impl) {
     if (handle == 0)
         return NULL;
     /* Ordering: relaxed; the release store of `handle` below publishes it. */
     __atomic_store_n(&load_impl, impl, __ATOMIC_RELAXED);
     /* Ordering: relaxed; only a starting point. */
     uint32_t start = __atomic_fetch_add(&next_hint, 1, __ATOMIC_RELAXED);
-    for (uint32_t k = 0; k < RCUSHIM_LOADERS; k++) {
-        uint32_t i = (start + k) % RCUSHIM_LOADERS;
+    for (uint32_t k = 0; k < RCUABI_LOADERS; k++) {
+        uint32_t i = (start + k) % RCUABI_LOADERS;
         uint32_t expected = 0;
         /* Ordering: acquire pairs with unbind's release of `claimed`, so the previous binding's
          * `handle = 0` happens before the stores below. */
@@ -116,10 +117,10 @@ rcushim_loader_fn _Nullable rcushim_loader_bind(uintptr_t handle, rcushim_retain
     return NULL;
 }
 
-int rcushim_loader_unbind(rcushim_loader_fn _Nullable loader) {
+int rcuabi_loader_unbind(rcuabi_loader_fn _Nullable loader) {
     if (loader == NULL)
         return -1;
-    for (uint32_t i = 0; i < RCUSHIM_LOADERS; i++) {
+    for (uint32_t i = 0; i < RCUABI_LOADERS; i++) {
         if (loaders[i] != loader)
             continue;
         /* Ordering: relaxed; the exchange makes one of two racing unbinds the winner, and the

@@ -1,0 +1,62 @@
+/*
+ * SwiftRCU C ABI (room 3 of 3), its C part: the handle table's storage and its lock (the layout
+ * and how they are used: include/swiftrcu_abi.h and Sources/SwiftRCUCABI/Handles.swift).
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "swiftrcu_abi.h"
+
+#include <pthread.h>
+
+uintptr_t rcuabi_directory[RCUABI_DIRECTORY_SIZE] __attribute__((aligned(64)));
+struct rcuabi_slot rcuabi_first_segment[RCUABI_SEGMENT_SLOTS] __attribute__((aligned(RCUABI_SLOT_BYTES)));
+/* Every list starts empty. */
+uint64_t rcuabi_free_words[RCUABI_SHARDS][16] __attribute__((aligned(64))) = {
+    [0 ... RCUABI_SHARDS - 1] = {[0] = UINT32_MAX, [8] = UINT32_MAX},
+};
+uint32_t rcuabi_segment_count;
+
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void rcuabi_table_lock(void) { pthread_mutex_lock(&table_lock); }
+void rcuabi_table_unlock(void) { pthread_mutex_unlock(&table_lock); }
+
+uint64_t rcuabi_batch_words[RCUABI_SHARDS][8] __attribute__((aligned(64))) = {
+    [0 ... RCUABI_SHARDS - 1] = {[0] = UINT32_MAX},
+};
+uint64_t rcuabi_batches_in_flight __attribute__((aligned(64)));
+
+static pthread_mutex_t batch_locks[RCUABI_SHARDS] = {[0 ... RCUABI_SHARDS - 1] = PTHREAD_MUTEX_INITIALIZER};
+
+void rcuabi_batch_lock(uint32_t shard) { pthread_mutex_lock(&batch_locks[shard]); }
+int rcuabi_batch_trylock(uint32_t shard) { return pthread_mutex_trylock(&batch_locks[shard]) == 0; }
+void rcuabi_batch_unlock(uint32_t shard) { pthread_mutex_unlock(&batch_locks[shard]); }
+
+/* Fork: the locks are held across it, so no refill or growth, and no batch on its way to its
+ * queue, is halfway in the child (taking and returning slots, and adding to a batch, need no
+ * lock: one cut short by the fork leaves the lists consistent, at worst without that slot). The
+ * table lock nests inside no other lock of the library; a batch lock is held only around taking
+ * a batch and queueing it (liburcu's call_rcu, which does not wait), and neither a call_rcu
+ * thread nor a thread inside a read section ever waits for one (they only try), so the liburcu
+ * shim's fork handler, which waits for those threads to pause and for a grace period, cannot
+ * wait for these handlers nor they for it, in either order. */
+static void before_fork(void) {
+    pthread_mutex_lock(&table_lock);
+    for (int k = 0; k < RCUABI_SHARDS; k++)
+        pthread_mutex_lock(&batch_locks[k]);
+}
+
+static void after_fork_parent(void) {
+    for (int k = RCUABI_SHARDS - 1; k >= 0; k--)
+        pthread_mutex_unlock(&batch_locks[k]);
+    pthread_mutex_unlock(&table_lock);
+}
+
+static void after_fork_child(void) {
+    pthread_mutex_init(&table_lock, NULL);
+    for (int k = 0; k < RCUABI_SHARDS; k++)
+        pthread_mutex_init(&batch_locks[k], NULL);
+}
+
+__attribute__((constructor)) static void setup(void) {
+    (void)pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
