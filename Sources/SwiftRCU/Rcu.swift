@@ -1,7 +1,7 @@
 // SwiftRCU Swift API (room 3 of 3, over the core): the Swift RCU-protected pointer, modelled on the kernel's `Rcu<P>`.
 // SPDX-License-Identifier: LGPL-2.1-or-later
 
-import SwiftRCUCore
+@_spi(CABI) import SwiftRCUCore
 import Synchronization
 
 /// An RCU-protected pointer to one object (the kernel's `Rcu<P>`).

@@ -2,7 +2,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 
 import CLiburcuShim
-import SwiftRCUCore
+@_spi(CABI) import SwiftRCUCore
 
 /// An object that has been unpublished but may still be read by readers that found it earlier
 /// (the kernel's `RcuOld<P>`).

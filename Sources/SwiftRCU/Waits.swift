@@ -5,7 +5,7 @@
 
 import CLiburcuShim
 import Glibc
-import SwiftRCUCore
+@_spi(CABI) import SwiftRCUCore
 import Synchronization
 
 /// Waits for a grace period: every read-side critical section that was open when the call began

@@ -8,7 +8,7 @@
 import CLiburcuShim
 import CSwiftRCUABI
 import Glibc
-import SwiftRCUCore
+@_spi(CABI) import SwiftRCUCore
 import SwiftRCUTypes
 
 /// The writer side of one C swiftrcu_ptr: who destroys its objects, and the writer lock.

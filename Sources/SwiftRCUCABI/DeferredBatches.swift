@@ -5,7 +5,7 @@
 import CLiburcuShim
 import CSwiftRCUABI
 import Synchronization
-import SwiftRCUCore
+@_spi(CABI) import SwiftRCUCore
 
 /// Retired old slots on their way to the core's deferred release, gathered per shard so that a
 /// writer deferring a stream of objects pays for liburcu's call_rcu once per batch.

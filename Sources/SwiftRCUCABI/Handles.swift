@@ -10,7 +10,7 @@ import CLiburcuShim
 import CSwiftRCUABI
 import Glibc
 import Synchronization
-import SwiftRCUCore
+@_spi(CABI) import SwiftRCUCore
 
 /// What a handle refers to; the low two bits of every handle. No handle has both bits set (3) or
 /// neither (0), so testing a kind's own bit refuses the other kind and NULL.

@@ -5,7 +5,7 @@
 // swiftrcu_stats (include/swiftrcu_types.h) as far as the caller's size reaches.
 
 import CLiburcuShim
-import SwiftRCUCore
+@_spi(CABI) import SwiftRCUCore
 import SwiftRCUTypes
 
 /// `error`'s status code, counted as a refusal (EDEADLK, EPERM, EINVAL; ENOMEM is not counted).

@@ -6,7 +6,7 @@ import Glibc
 import Synchronization
 import Testing
 @testable import SwiftRCU
-@testable import SwiftRCUCore
+@_spi(CABI) @testable import SwiftRCUCore
 
 /// Ends the process with a message if a test has not finished in time: a hang must fail CI, not
 /// stall it.

@@ -5,7 +5,7 @@
 import Synchronization
 import Testing
 @testable import SwiftRCU
-@testable import SwiftRCUCore
+@_spi(CABI) @testable import SwiftRCUCore
 
 final class Box: Sendable {
     let value: Int32

@@ -6,7 +6,7 @@ import Synchronization
 import SwiftRCUTypes
 import Testing
 @testable import SwiftRCU
-@testable import SwiftRCUCore
+@_spi(CABI) @testable import SwiftRCUCore
 
 struct Boom: Error {}
 

@@ -12,7 +12,7 @@ import SwiftRCUCABI
 import SwiftRCUTypes
 import Testing
 @testable import SwiftRCU
-@testable import SwiftRCUCore
+@_spi(CABI) @testable import SwiftRCUCore
 
 private let exclusive = getenv("SWIFTRCU_STATS_EXCLUSIVE").map { String(cString: $0) == "1" } ?? false
 

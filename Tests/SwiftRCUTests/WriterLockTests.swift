@@ -5,7 +5,7 @@ import Glibc
 import Synchronization
 import Testing
 @testable import SwiftRCU
-@testable import SwiftRCUCore
+@_spi(CABI) @testable import SwiftRCUCore
 
 /// A writer lock and a counter only touched with it held, shared by test threads.
 ///
