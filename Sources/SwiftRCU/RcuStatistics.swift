@@ -4,6 +4,7 @@
 // Calls only the liburcu shim (CLiburcuShim, rcushim_stats.h).
 
 import CLiburcuShim
+import SwiftRCUCore
 
 /// What the library has done since it was loaded, and what is alive or pending now: the Swift
 /// face of the C ABI's `swiftrcu_stats` (`swiftrcu_stats_get`), with the same fields.

@@ -116,26 +116,44 @@ struct ConcurrencyTests {
 
     /// More tasks wait for grace periods (and barriers, and releases) than the pool has threads,
     /// while a reader thread holds a section open: the waits suspend their tasks, so the task that
-    /// lets the reader go still gets a thread, and no wait ends before the reader has left.
-    @Test(arguments: ["synchronizeRCU", "rcuBarrier", "release"])
-    func asyncWaitsDoNotBlockThePool(_ form: String) async throws {
-        let watchdog = Watchdog(seconds: 60, "asyncWaitsDoNotBlockThePool(\(form))")
-        defer { watchdog.finish() }
-        let tracker = Tracker()
-        let x = Rcu(Tracked(0, tracker))
-        let entered = Flag()
-        let letGo = Flag()
-        let reader = TestThread.start {
-            withReadLock { _ in
-                entered.set()
-                letGo.wait()
-            }
+    /// lets the reader go still gets a thread, and no wait ends before the reader has left. Each
+    /// runs in a process of its own: the held section stalls every grace period of the process,
+    /// and other tests blocking pool threads in the meantime would starve this one.
+    @Test func asyncSynchronizeDoesNotBlockThePool() async {
+        await #expect(processExitsWith: .success) { exit(await poolScenario("synchronizeRCU") ? 0 : 1) }
+    }
+
+    @Test func asyncBarrierDoesNotBlockThePool() async {
+        await #expect(processExitsWith: .success) { exit(await poolScenario("rcuBarrier") ? 0 : 1) }
+    }
+
+    @Test func asyncReleaseDoesNotBlockThePool() async {
+        await #expect(processExitsWith: .success) { exit(await poolScenario("release") ? 0 : 1) }
+    }
+}
+
+/// The scenario of the `...DoesNotBlockThePool` tests, with `form` the wait the tasks use; true
+/// when every wait ended, none before the reader left. A blocking wait starves the pool: the
+/// watchdog then ends the process (exit status 3).
+func poolScenario(_ form: String) async -> Bool {
+    let watchdog = Watchdog(seconds: 60, "poolScenario(\(form))")
+    defer { watchdog.finish() }
+    let tracker = Tracker()
+    let x = Rcu(Tracked(0, tracker))
+    let entered = Flag()
+    let letGo = Flag()
+    let reader = TestThread.start {
+        withReadLock { _ in
+            entered.set()
+            letGo.wait()
         }
-        entered.wait()
-        // A deferred release queued now waits for the reader, and so does a barrier after it.
-        x.replace(Tracked(1, tracker))?.deferRelease()
-        let waiters = 64
-        let c = Counts()
+    }
+    entered.wait()
+    // A deferred release queued now waits for the reader, and so does a barrier after it.
+    x.replace(Tracked(1, tracker))?.deferRelease()
+    let waiters = 64
+    let c = Counts()
+    do {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<waiters {
                 group.addTask {
@@ -151,17 +169,18 @@ struct ConcurrencyTests {
             // Runs only if a pool thread is free while the waiters wait.
             group.addTask {
                 try await Task.sleep(for: .milliseconds(50))
-                #expect(c.finished.load(ordering: .relaxed) == 0)
+                if c.finished.load(ordering: .relaxed) != 0 { c.early.add(1, ordering: .relaxed) }
                 letGo.set()
             }
             try await group.waitForAll()
         }
         reader.join()
-        #expect(c.finished.load(ordering: .relaxed) == waiters)
-        #expect(c.early.load(ordering: .relaxed) == 0)
         try await rcuBarrier()
-        #expect(tracker.live == 1)
+    } catch {
+        return false
     }
+    return c.finished.load(ordering: .relaxed) == waiters && c.early.load(ordering: .relaxed) == 0
+        && tracker.live == 1
 }
 
 /// A plain read through the closure form, usable from async code.

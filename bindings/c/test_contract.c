@@ -1578,9 +1578,9 @@ static void *synchronize_then_flag(void *arg) {
 
 /* What a thread-exit destructor of the program's own (it runs after the library's, whose key was
  * created at load) sees of an exiting thread. */
-static pthread_key_t late_key;
+static pthread_key_t region_late_key;
 static atomic_int late_ran, late_region_enter, late_guard_zero;
-static void late_destructor(void *value) {
+static void region_late_destructor(void *value) {
     (void)value;
     late_region_enter = swiftrcu_region_enter();
     swiftrcu_guard g = swiftrcu_read_lock();
@@ -1588,9 +1588,9 @@ static void late_destructor(void *value) {
     atomic_store(&late_ran, 1);
 }
 
-static void *set_late_key(void *arg) {
+static void *set_region_late_key(void *arg) {
     (void)arg;
-    pthread_setspecific(late_key, &late_key);
+    pthread_setspecific(region_late_key, &region_late_key);
     CHECK_EQ_INT(swiftrcu_region_enter(), SWIFTRCU_OK); /* registered, inside a region at exit */
     return NULL;
 }
@@ -1626,14 +1626,14 @@ static void test_region_threads(void) {
     CHECK_EQ_INT(swiftrcu_free(c.ptr), SWIFTRCU_OK);
 
     /* An exiting thread cannot enter a region, as it cannot take a guard. */
-    CHECK_EQ_INT(pthread_key_create(&late_key, late_destructor), 0);
-    pthread_create(&t, NULL, set_late_key, NULL);
+    CHECK_EQ_INT(pthread_key_create(&region_late_key, region_late_destructor), 0);
+    pthread_create(&t, NULL, set_region_late_key, NULL);
     pthread_join(t, NULL);
     CHECK_EQ_INT(atomic_load(&late_ran), 1);
     CHECK_EQ_INT(late_region_enter, SWIFTRCU_EPERM);
     CHECK_EQ_INT(late_guard_zero, 1);
     CHECK_EQ_INT(swiftrcu_synchronize(), SWIFTRCU_OK);
-    pthread_key_delete(late_key);
+    pthread_key_delete(region_late_key);
 }
 
 /* ---- Retiring any object: swiftrcu_retire, swiftrcu_call ---- */
