@@ -125,17 +125,16 @@ def test_exact_deltas(quiet: None) -> None:
                 and after.threads_registered <= before.threads_registered) or time.monotonic() > deadline:
             break
         time.sleep(0.001)
-    for g in kept:  # their sections ended with their threads: nothing left to unlock
-        g._entry = None  # spent: dropping it later does nothing
+    # The guards stay referenced here: dropped on their own threads they would have been unlocked
+    # there. Dropped later on this thread, they do nothing (their sections ended with their threads).
     d = delta(before, after)
     assert d["threads_registered_total"] == k
     assert d["threads_exited_in_section"] == k
     assert d["threads_registered"] == 0
     swiftrcu.synchronize()  # nobody waits for the dead threads
 
-    # Refusals: EDEADLK from a wait inside a section (returned by the C library); the binding
-    # refuses an out-of-order unlock (its own stack of guards) and a closed Rcu itself, so neither
-    # reaches the library's counters.
+    # Refusals: EDEADLK from a wait inside a section (returned by the C library); the binding's
+    # own refusals (an out-of-order unlock, a closed Rcu) never reach it and are not counted.
     before = swiftrcu.stats()
     with swiftrcu.read_lock() as outer:
         with pytest.raises(swiftrcu.DeadlockError):
@@ -151,7 +150,7 @@ def test_exact_deltas(quiet: None) -> None:
         r.replace(["after close"])
     d = delta(before, swiftrcu.stats())
     assert d["edeadlk_refusals"] == 2
-    assert d["eperm_refusals"] == 0
+    assert d["eperm_refusals"] == 0  # the binding checks its guards' order itself
     assert d["einval_refusals"] == 0
     assert d["grace_periods"] == 1  # close() waits once
     assert d["objects_destroyed"] == 1
