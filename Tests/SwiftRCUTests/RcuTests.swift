@@ -4,6 +4,7 @@
 import Glibc
 import Synchronization
 import SwiftRCUTypes
+import SwiftRCUCABI
 import Testing
 @testable import SwiftRCU
 @_spi(CABI) @testable import SwiftRCUCore
@@ -18,6 +19,15 @@ struct RcuTests {
         #expect(RcuError.deadlock.rawValue == SWIFTRCU_EDEADLK)
         #expect(RcuError.outOfMemory.rawValue == SWIFTRCU_ENOMEM)
         #expect("\(RcuError.deadlock.name)" == "SWIFTRCU_EDEADLK")
+    }
+
+    /// The C ABI's status texts are the Swift error's (one text per status, kept equal here).
+    @Test func strerrorTextsAreRcuErrorDescriptions() {
+        for error in [RcuError.invalidArgument, .notPermitted, .deadlock, .outOfMemory] {
+            #expect(String(cString: swiftrcu_strerror(error.rawValue)) == error.description)
+        }
+        #expect(String(cString: swiftrcu_strerror(0)) == "SWIFTRCU_OK: success")
+        #expect(String(cString: swiftrcu_strerror(12345)) == "SWIFTRCU_UNKNOWN: unknown status")
     }
 
     @Test func deferredRecordStartsWithItsHead() {
