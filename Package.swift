@@ -4,8 +4,10 @@
 // Three rooms (see README "Layout"); each calls only the rooms below it:
 //   CLiburcuShim  - room 1, C: the only code that touches liburcu (inline read-side fast path,
 //                   thread registry).
-//   SwiftRCUCore  - room 2, the Swift core: read sections, writer locks, deferred destruction;
-//                   package access only, no Swift concurrency.
+//   SwiftRCUCore  - room 2, the Swift core: read sections, the pointer cell (the one writer core
+//                   of both faces), grace periods and the release of old objects; package
+//                   access (and SPI for what the C ABI inlines), no Swift concurrency;
+//   CSwiftRCUCore - room 2, C: the layouts of the pointer cell and the retired record.
 //   SwiftRCU      - room 3, the Swift API (`Rcu`, `RcuGuard`, `RcuOld`, the waits, async forms).
 //   SwiftRCUCABI  - room 3, the C ABI: `@c` functions over opaque handles, shipped as
 //                   libswiftrcu.so (it builds on the core, not on the Swift API);
@@ -26,11 +28,13 @@ let package = Package(
             name: "CLiburcuShim",
             linkerSettings: [.linkedLibrary("urcu-memb"), .linkedLibrary("urcu-common"), .linkedLibrary("pthread")]
         ),
-        .target(name: "SwiftRCUCore", dependencies: ["CLiburcuShim"]),
-        .target(name: "SwiftRCU", dependencies: ["SwiftRCUCore", "CLiburcuShim"]),
-        .target(name: "CSwiftRCUABI", dependencies: ["CLiburcuShim"]),
+        .target(name: "CSwiftRCUCore", dependencies: ["CLiburcuShim"]),
+        .target(name: "SwiftRCUCore", dependencies: ["CSwiftRCUCore", "CLiburcuShim"]),
+        .target(name: "SwiftRCU", dependencies: ["SwiftRCUCore", "CSwiftRCUCore", "CLiburcuShim"]),
+        .target(name: "CSwiftRCUABI", dependencies: ["CSwiftRCUCore", "CLiburcuShim"]),
         .target(
-            name: "SwiftRCUCABI", dependencies: ["SwiftRCUCore", "CSwiftRCUABI", "CLiburcuShim", "SwiftRCUTypes"]
+            name: "SwiftRCUCABI",
+            dependencies: ["SwiftRCUCore", "CSwiftRCUCore", "CSwiftRCUABI", "CLiburcuShim", "SwiftRCUTypes"]
         ),
         .testTarget(
             name: "SwiftRCUTests", dependencies: ["SwiftRCU", "SwiftRCUCore", "SwiftRCUCABI", "SwiftRCUTypes"]

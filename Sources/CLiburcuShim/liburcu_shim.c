@@ -143,12 +143,16 @@ static void on_thread_exit(void *unused) {
     /* Writer locks first (a copy_update callback left by pthread_exit or cancellation): each
      * holder's abandon step (the C ABI returns the old handle slot it had reserved), then the
      * release, which wakes a waiting writer. Nothing of the unfinished update was published. */
-    while (t->held_locks != NULL) {
-        struct rcushim_writer_lock *l = t->held_locks;
-        if (l->abandon != NULL)
-            l->abandon(l->abandon_arg);
-        rcushim_writer_lock_release(l, t);
+    while (t->held_count != 0) {
+        struct rcushim_held h = t->held[t->held_count - 1];
+        if (h.abandon != NULL)
+            h.abandon(h.abandon_arg);
+        rcushim_writer_lock_release(h.lock, t); /* unlists it */
     }
+    if (t->held != t->held_inline)
+        free(t->held);
+    t->held = t->held_inline;
+    t->held_capacity = RCUSHIM_HELD_INLINE;
     rcushim_current = &exited_placeholder;
     if (t->ready) {
         rcushim_stats_add(&rcushim_stats.threads_exited_in_section, t->depth > 0);
@@ -297,6 +301,8 @@ static struct rcushim_thread *new_state(void) {
     t->serial = own_serial();
     t->reader = &rcushim_unready_reader; /* INVARIANT: not ready yet */
     t->ids[0] = RCUSHIM_NO_ID;            /* INVARIANT: no guard names depth 0 */
+    t->held = t->held_inline;             /* INVARIANT: the inline list, empty */
+    t->held_capacity = RCUSHIM_HELD_INLINE;
     rcushim_current = t;
     (void)pthread_setspecific(exit_key, t);
     return t;
@@ -308,6 +314,19 @@ uint64_t rcushim_thread_serial(void) {
     if (own_state() == NULL && rcushim_current != &exited_placeholder)
         (void)new_state();
     return own_serial();
+}
+
+void rcushim_writer_held_push_slow(struct rcushim_thread *t, struct rcushim_writer_lock *l) {
+    uint32_t capacity = t->held_capacity * 2;
+    struct rcushim_held *grown = malloc(sizeof *grown * capacity);
+    if (grown == NULL)
+        return; /* not listed: see the thread state's invariants */
+    memcpy(grown, t->held, sizeof *grown * t->held_count);
+    if (t->held != t->held_inline)
+        free(t->held);
+    t->held = grown;
+    t->held_capacity = capacity;
+    t->held[t->held_count++] = (struct rcushim_held){l, NULL, 0};
 }
 
 struct rcushim_thread *rcushim_writer_self_slow(void) {

@@ -1,6 +1,7 @@
 // SwiftRCU Swift API (room 3 of 3, over the core): the Swift RCU-protected pointer, modelled on the kernel's `Rcu<P>`.
 // SPDX-License-Identifier: LGPL-2.1-or-later
 
+import CSwiftRCUCore
 @_spi(CABI) import SwiftRCUCore
 import Synchronization
 
@@ -17,17 +18,34 @@ import Synchronization
 /// x.dereference(g) { v in assert(v?.value == 100) }
 /// ```
 ///
+/// A typed face over the core's pointer cell (`PointerCell`), the writer core it shares with
+/// the C ABI's ptr handles: `pointer` is the cell's published word, kept in the object itself so
+/// that a reader loads it with no indirection, and `control` holds the cell's writer lock and its
+/// destroy function, which releases an `Unmanaged<Value>`.
+///
 /// # Invariants
 ///
-/// `pointer` is 0 or the bits of an `Unmanaged<Value>` holding one retain that this `Rcu` owns.
+/// - `pointer` is 0 or the bits of an `Unmanaged<Value>` holding one retain that this `Rcu` owns;
+/// - `control` is an initialised cell control, allocated in `init`, freed in `deinit`, whose
+///   destroy is `releaseUnmanaged` (context NULL).
 public final class Rcu<Value: AnyObject & Sendable>: @unchecked Sendable {
     @usableFromInline let pointer: Atomic<UInt>
-    let writer = WriterLock()
+    let control: UnsafeMutablePointer<rcucore_cell_control>
 
     /// Creates a pointer that publishes `value` (or nothing).
     public init(_ value: Value? = nil) {
         // INVARIANT: the retain taken here is owned by the atomic.
         pointer = Atomic(value.map { UInt(bitPattern: Unmanaged.passRetained($0).toOpaque()) } ?? 0)
+        control = .allocate(capacity: 1)
+        PointerCell.initializeControl(control, destroy: releaseUnmanaged, context: nil)
+    }
+
+    /// The view of this pointer's cell; use it only while `self` is alive.
+    private var cell: PointerCell {
+        // SAFETY: an `Atomic` stored in a class instance lies at a fixed address for the
+        // instance's life (atomics are never moved), and borrowing it hands that address over.
+        let published = withUnsafePointer(to: pointer) { UnsafeMutablePointer(mutating: $0) }
+        return PointerCell(published: published, control: control)
     }
 
     /// Reads the current object under `guard` and hands it to `body` without retaining it.
@@ -70,12 +88,10 @@ public final class Rcu<Value: AnyObject & Sendable>: @unchecked Sendable {
     /// pointer); the message names the threads of the cycle.
     @discardableResult
     public func replace(_ new: Value?) -> RcuOld<Value>? {
-        precondition(!writer.isHeldByCurrentThread, "Rcu.replace called from inside its own copyUpdate")
-        let old = writer.withLock { () -> UInt in
-            let newBits = new.map { UInt(bitPattern: Unmanaged.passUnretained($0).toOpaque()) } ?? 0
-            // Ordering: relaxed; writers are serialised by `writer`, which orders their stores.
-            guard pointer.load(ordering: .relaxed) != newBits else { return 0 }
-            return publish(new)
+        let cell = cell
+        precondition(!cell.isWriterHeldByCurrentThread, "Rcu.replace called from inside its own copyUpdate")
+        guard let old = cell.write({ current in Self.bitsToPublish(new, current: current) }) else {
+            WriterLock.deadlockTrap()
         }
         return RcuOld(bits: old)
     }
@@ -91,40 +107,36 @@ public final class Rcu<Value: AnyObject & Sendable>: @unchecked Sendable {
     /// Traps when called from inside this pointer's own `copyUpdate` closure, and, naming the
     /// threads of the cycle, when waiting for the writer lock would deadlock (see `replace`).
     public func copyUpdate<E: Error>(_ update: (Value?) throws(E) -> Value?) throws(E) -> RcuOld<Value>? {
-        precondition(!writer.isHeldByCurrentThread, "Rcu.copyUpdate called from inside its own copyUpdate")
-        let outcome: Result<UInt, E> = writer.withLock {
-            // Ordering: relaxed; writers are serialised by `writer`, which orders their stores.
-            let bits = pointer.load(ordering: .relaxed)
-            let attempt: Result<Value?, E>
-            if let raw = UnsafeRawPointer(bitPattern: bits) {
-                // SAFETY: we hold the writer lock, so the object cannot be unpublished (nor
-                // released) while `update` borrows it.
-                attempt = Unmanaged<Value>.fromOpaque(raw)._withUnsafeGuaranteedRef { current in
-                    Result { () throws(E) in try update(current) }
-                }
-            } else {
-                attempt = Result { () throws(E) in try update(nil) }
-            }
+        let cell = cell
+        precondition(!cell.isWriterHeldByCurrentThread, "Rcu.copyUpdate called from inside its own copyUpdate")
+        let old = try cell.write { bits throws(E) -> UInt in
             let next: Value?
-            switch attempt {
-            case .success(let value): next = value
-            case .failure(let error): return .failure(error)
+            if let raw = UnsafeRawPointer(bitPattern: bits) {
+                // SAFETY: the cell holds a retain of it (type invariant) and we hold the writer
+                // lock, so it cannot be unpublished (nor released) while `update` borrows it.
+                next = try Unmanaged<Value>.fromOpaque(raw)._withUnsafeGuaranteedRef { current in
+                    Result { () throws(E) in try update(current) }
+                }.get()
+            } else {
+                next = try update(nil)
             }
-            let nextBits = next.map { UInt(bitPattern: Unmanaged.passUnretained($0).toOpaque()) } ?? 0
-            if nextBits == bits { return .success(0) }
-            return .success(publish(next))
+            return Self.bitsToPublish(next, current: bits)
         }
-        return RcuOld(bits: try outcome.get())
+        guard let old else { WriterLock.deadlockTrap() }
+        return RcuOld(bits: old)
     }
 
-    /// Stores `new` (retained) and returns the bits of the previous object, whose retain moves to
-    /// the caller. Requires the writer lock.
-    private func publish(_ new: Value?) -> UInt {
-        let bits = new.map { UInt(bitPattern: Unmanaged.passRetained($0).toOpaque()) } ?? 0
-        // Ordering: release so readers that acquire-load `bits` see the object initialised;
-        // acquire so this thread owns the previous object's state before it is released.
-        // INVARIANT: the retain of `new` moves into the atomic, the previous one out of it.
-        return pointer.exchange(bits, ordering: .acquiringAndReleasing)
+    /// What a write hands the cell for `value`: `current` itself when `value` is the object
+    /// published now (the cell then publishes nothing and takes nothing), else `value`'s bits
+    /// with a retain, which the cell publishes (the published word then owns it).
+    @inline(__always)
+    private static func bitsToPublish(_ value: Value?, current: UInt) -> UInt {
+        guard let value else { return 0 }
+        let bits = UInt(bitPattern: Unmanaged.passUnretained(value).toOpaque())
+        guard bits != current else { return current }
+        // INVARIANT: the cell publishes these bits (they differ from `current`), so the retain
+        // moves into the published word.
+        return UInt(bitPattern: Unmanaged.passRetained(value).toOpaque())
     }
 
     deinit {
@@ -132,5 +144,7 @@ public final class Rcu<Value: AnyObject & Sendable>: @unchecked Sendable {
         let bits = pointer.load(ordering: .relaxed)
         // Readers of other threads may still hold the object: release it after a grace period.
         _ = RcuOld<Value>(bits: bits)
+        // SAFETY: allocated in `init`; no writer can reach a deinitialising `Rcu` any more.
+        control.deallocate()
     }
 }

@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 
 import CLiburcuShim
+import CSwiftRCUCore
 @_spi(CABI) import SwiftRCUCore
 
 /// An object that has been unpublished but may still be read by readers that found it earlier
@@ -51,7 +52,8 @@ public struct RcuOld<Value: AnyObject & Sendable>: ~Copyable, @unchecked Sendabl
             return
         }
         await afterGracePeriod()
-        releaseRetained(UnsafeMutableRawPointer(bitPattern: bits), nil)
+        var record = Self.record(bits)
+        destroyRetired(&record)
     }
 
     /// Releases the object after a grace period, asynchronously; never waits.
@@ -68,21 +70,25 @@ public struct RcuOld<Value: AnyObject & Sendable>: ~Copyable, @unchecked Sendabl
         }
         // Where grace periods are refused (a child forked while one was waiting, see
         // `synchronizeRCU()`) no wait can prove the object unused: it is kept, never released.
-        guard (try? synchronizeRCU()) != nil else { return }
-        // SAFETY: a grace period has passed since the object was unpublished, so no reader holds
-        // it; the retain released here is the one this `RcuOld` owned (type invariant).
-        Unmanaged<Value>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).release()
-        rcushim_stats_destroyed()
+        var record = Self.record(bits)
+        if !releaseAfterGracePeriod(&record) { _ = RcuError.counted(.notPermitted) }
+    }
+
+    /// The retired record of `bits`: the retain this `RcuOld` owned (type invariant), released by
+    /// the destroy function of every `Rcu`'s cell.
+    private static func record(_ bits: UInt) -> rcucore_retired {
+        rcucore_retired(
+            head: rcu_head(), object: UnsafeMutableRawPointer(bitPattern: bits), destroy: releaseUnmanaged,
+            context: nil)
     }
 
     private static func releaseLater(_ bits: UInt) {
         let raw = UnsafeMutableRawPointer(bitPattern: bits)
-        if !deferDestroy(object: raw, destroy: releaseRetained, context: nil) {
+        if !deferDestroy(object: raw, destroy: releaseUnmanaged, context: nil) {
             // No memory for the record: wait here instead, if waiting is allowed at all.
             if !ReadSide.isInSection {
-                guard (try? synchronizeRCU()) != nil else { return } // refused: kept, see deinit
-                releaseRetained(raw, nil)
-                rcushim_stats_destroyed()
+                var record = Self.record(bits)
+                _ = releaseAfterGracePeriod(&record) // refused: kept, see deinit
             } else {
                 preconditionFailure("RcuOld: out of memory while deferring a release inside a read section")
             }
@@ -90,8 +96,9 @@ public struct RcuOld<Value: AnyObject & Sendable>: ~Copyable, @unchecked Sendabl
     }
 }
 
-/// Releases the retain held in `object` (an `Unmanaged` of any class).
-private func releaseRetained(_ object: UnsafeMutableRawPointer?, _ context: UnsafeMutableRawPointer?) {
+/// The destroy function of every `Rcu`'s cell: releases the retain held in `object` (an
+/// `Unmanaged` of any class).
+let releaseUnmanaged: DestroyFunction = { object, _ in
     guard let object else { return }
     // SAFETY: `object` is the bits of an `Unmanaged` whose retain the caller owned and hands over.
     Unmanaged<AnyObject>.fromOpaque(object).release()

@@ -1,7 +1,7 @@
 // SwiftRCU Swift API: waiting for grace periods and for pending releases, blocking and async.
 // SPDX-License-Identifier: LGPL-2.1-or-later
 //
-// Calls the core (SwiftRCUCore) and the liburcu shim's grace-period waits.
+// Calls the core (SwiftRCUCore): its grace-period wait and its barrier.
 
 import CLiburcuShim
 import Glibc
@@ -20,7 +20,7 @@ import Synchronization
 ///   section (see `swiftrcu_synchronize` in the C header), where grace periods are refused.
 public func synchronizeRCU() throws(RcuError) {
     guard !ReadSide.isInSection else { throw RcuError.counted(.deadlock) }
-    guard rcushim_synchronize() == 0 else { throw RcuError.counted(.notPermitted) }
+    guard waitForGracePeriod() else { throw RcuError.counted(.notPermitted) }
 }
 
 /// Waits until every deferred release requested before the call has run (liburcu's `rcu_barrier`).
@@ -34,8 +34,7 @@ public func synchronizeRCU() throws(RcuError) {
 public func rcuBarrier() throws(RcuError) {
     guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { throw RcuError.counted(.deadlock) }
     guard rcushim_grace_periods_refused() == 0 else { throw RcuError.counted(.notPermitted) }
-    _ = rcushim_ready_self() // liburcu's barrier queues callbacks: it wants a registered caller
-    rcushim_barrier()
+    waitForDeferred()
 }
 
 /// Suspends the task for a grace period: every read-side critical section that was open when the
@@ -70,7 +69,7 @@ func afterGracePeriod() async {
     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
         let box = Unmanaged.passRetained(ContinuationBox(continuation))
         if !deferDestroy(object: box.toOpaque(), destroy: resumeContinuation, context: nil) {
-            _ = rcushim_synchronize()
+            _ = waitForGracePeriod()
             box.takeRetainedValue().continuation.resume()
         }
     }
@@ -127,7 +126,6 @@ private final class BarrierThread: Sendable {
     }
 
     private func serve() {
-        _ = rcushim_ready_self() // liburcu's barrier queues callbacks: it wants a registered caller
         while true {
             let batch = state.withLock { s in
                 let batch = s.waiting
@@ -136,7 +134,7 @@ private final class BarrierThread: Sendable {
                 return batch
             }
             if batch.isEmpty { return }
-            rcushim_barrier()
+            waitForDeferred()
             for waiter in batch { waiter.resume() }
         }
     }

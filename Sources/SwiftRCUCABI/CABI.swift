@@ -7,56 +7,25 @@
 
 import CLiburcuShim
 import CSwiftRCUABI
+import CSwiftRCUCore
 import Glibc
 @_spi(CABI) import SwiftRCUCore
 import SwiftRCUTypes
-
-/// The writer side of one C swiftrcu_ptr: who destroys its objects, and the writer lock.
-///
-/// # Invariants
-///
-/// destroy and context never change; a slot of kind ptr holds one retain of its state.
-final class PtrState {
-    let writer = WriterLock()
-    let destroy: swiftrcu_destroy_fn?
-    let context: UnsafeMutableRawPointer?
-
-    init(destroy: swiftrcu_destroy_fn?, context: UnsafeMutableRawPointer?) {
-        self.destroy = destroy
-        self.context = context
-    }
-}
 
 /// A refusal's status code, counted for swiftrcu_stats_get (out of line, see Stats.swift).
 @inline(__always) private func status(_ error: RcuError) -> CInt { refusal(error) }
 
 @inline(__always) private func bits(_ p: OpaquePointer) -> UInt { UInt(bitPattern: p) }
 
-/// The state of the ptr slot (borrowed: the slot keeps it alive while the caller's read section
-/// lasts).
-@inline(__always)
-private func state(of slot: UnsafeMutablePointer<HandleSlot>) -> Unmanaged<PtrState> {
-    // Ordering: relaxed; the slot's acquire-loaded stamp already ordered this word (see HandleSlot).
-    Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: slot.word0.pointee.load(ordering: .relaxed))!)
-}
-
-private func destroyBits(_ fn: swiftrcu_destroy_fn?) -> UInt {
-    fn.map { unsafeBitCast($0, to: UInt.self) } ?? 0
-}
-
-private func destroyFunction(_ bits: UInt) -> swiftrcu_destroy_fn? {
-    bits == 0 ? nil : unsafeBitCast(bits, to: swiftrcu_destroy_fn.self)
-}
-
 /// What a ptr handle publishes now: nil for a stale handle, `.some(nil)` when it publishes NULL.
 /// Call inside a read section.
 @inline(__always)
 private func published(_ handle: UInt) -> UnsafeMutableRawPointer?? {
     guard let slot = HandleTable.lookup(handle, .ptr) else { return nil }
-    // SAFETY: a slot from lookup lies in a segment that is never freed.
-    // Ordering: acquire pairs with the release exchange in replace / copy_update, so the object's
-    // initialisation is visible to the caller.
-    return .some(UnsafeMutableRawPointer(bitPattern: slot.word1.pointee.load(ordering: .acquiring)))
+    // SAFETY: a slot from lookup lies in a segment that is never freed, and a live ptr slot holds
+    // its cell; `load` pairs with the writers' release exchange, so the object's initialisation is
+    // visible to the caller.
+    return .some(UnsafeMutableRawPointer(bitPattern: slot.cell.load()))
 }
 
 /// The object a live ptr handle publishes now; nil for a stale handle. Call inside a read section.
@@ -104,10 +73,8 @@ public func swiftrcu_new(
     _ object: UnsafeMutableRawPointer?, _ destroy: swiftrcu_destroy_fn?, _ context: UnsafeMutableRawPointer?
 ) -> swiftrcu_ptr_ref? {
     guard let (slot, handle) = HandleTable.reserve(.ptr) else { return nil }
-    let state = Unmanaged.passRetained(PtrState(destroy: destroy, context: context))
-    // Ordering: relaxed; `publish` releases these words with the stamp.
-    slot.word0.pointee.store(UInt(bitPattern: state.toOpaque()), ordering: .relaxed)
-    slot.word1.pointee.store(UInt(bitPattern: object), ordering: .relaxed)
+    // The slot is ours until `publish` releases it with the stamp.
+    PointerCell.initialize(rcuabi_slot_cell(slot), object: UInt(bitPattern: object), destroy: destroy, context: context)
     HandleTable.publish(slot, handle)
     return OpaquePointer(bitPattern: handle)
 }
@@ -126,25 +93,17 @@ public func swiftrcu_free(_ ptr: swiftrcu_ptr_ref?) -> CInt {
     guard !ReadSide.isInSection else { return status(.deadlock) }
     guard rcushim_grace_periods_refused() == 0 else { return status(.notPermitted) }
     let handle = bits(ptr)
-    let found: (UnsafeMutablePointer<HandleSlot>, Unmanaged<PtrState>)?? = ReadSide.withInternalSection {
-        guard let slot = HandleTable.lookup(handle, .ptr) else { return nil }
-        let state = state(of: slot)
-        guard HandleTable.retire(slot, handle) else { return nil }
-        return (slot, state)
+    let found: UnsafeMutablePointer<HandleSlot>?? = ReadSide.withInternalSection {
+        guard let slot = HandleTable.lookup(handle, .ptr), HandleTable.retire(slot, handle) else { return nil }
+        return slot
     }
     guard let found else { return status(.notPermitted) }
-    guard let (slot, state) = found else { return status(.invalidArgument) }
+    guard let slot = found else { return status(.invalidArgument) }
     // Every writer that found the handle live is inside a read section: after this grace period
     // none is left, and no new one can find it. The slot stays ours until `release`. (Grace
     // periods are refused only in a forked child, from its start: checked above.)
-    _ = rcushim_synchronize()
-    // Ordering: acquire pairs with the last writer's release exchange.
-    let object = slot.word1.pointee.exchange(0, ordering: .acquiring)
-    let s = state.takeRetainedValue()
-    if let destroy = s.destroy, let raw = UnsafeMutableRawPointer(bitPattern: object) {
-        destroy(raw, s.context)
-        rcushim_stats_destroyed()
-    }
+    _ = waitForGracePeriod()
+    slot.cell.destroyCurrent()
     HandleTable.release(slot)
     return SWIFTRCU_OK
 }
@@ -571,52 +530,34 @@ public func swiftrcu_loader_unbind(_ loader: swiftrcu_loader_fn?) -> CInt {
     rcuabi_loader_unbind(loader) == 0 ? 0 : status(.invalidArgument)
 }
 
-/// Publishes object in a pointer slot and hands the previous object to a new old handle.
-/// Requires the pointer's writer lock and a reserved old slot.
-private func publish(
-    _ object: UInt, in slot: UnsafeMutablePointer<HandleSlot>, state: PtrState,
-    old: (slot: UnsafeMutablePointer<HandleSlot>, handle: UInt)
-) -> swiftrcu_old_ref? {
-    // Ordering: release so readers that acquire-load the new object see it initialised; acquire so
-    // the previous object's state is ours before it is handed on.
-    let previous = slot.word1.pointee.exchange(object, ordering: .acquiringAndReleasing)
-    guard previous != 0 else {
-        HandleTable.release(old.slot)
-        return nil
-    }
-    // Ordering: relaxed; `publish` releases these words with the stamp.
-    old.slot.word0.pointee.store(previous, ordering: .relaxed)
-    old.slot.word1.pointee.store(destroyBits(state.destroy), ordering: .relaxed)
-    old.slot.word2.pointee.store(UInt(bitPattern: state.context), ordering: .relaxed)
-    HandleTable.publish(old.slot, old.handle)
-    return OpaquePointer(bitPattern: old.handle)
-}
-
-/// The part replace and copy_update share: inside an internal read section (which keeps the ptr's
-/// slot and state alive), refuse a stale ptr and a re-entrant write, reserve a slot for the old
-/// handle, then run body with the writer lock held (refused when waiting for it would deadlock;
-/// if the thread exits inside body, its exit handler returns the slot); body's result goes to
-/// *old_out.
+/// The C face of the cell's writer sequence (`PointerCell.write`), shared by replace and
+/// copy_update: inside an internal read section (which keeps the ptr's slot alive), refuse a stale
+/// ptr and a re-entrant write, reserve a slot for the old handle, then run the cell's write with
+/// `next` (refused when waiting for the writer lock would deadlock; if the thread exits inside
+/// `next`, its exit handler returns the reserved slot). The previous object goes to a new old
+/// handle in *old_out; when nothing was unpublished the reserved slot goes back.
 @inline(__always)
 private func write(
-    _ ptr: swiftrcu_ptr_ref, _ old_out: UnsafeMutablePointer<swiftrcu_old_ref?>,
-    _ body: (UnsafeMutablePointer<HandleSlot>, PtrState, (slot: UnsafeMutablePointer<HandleSlot>, handle: UInt))
-        -> swiftrcu_old_ref?
+    _ ptr: swiftrcu_ptr_ref, _ old_out: UnsafeMutablePointer<swiftrcu_old_ref?>, _ next: (UInt) -> UInt
 ) -> CInt {
     let result: CInt? = ReadSide.withInternalSection {
         guard let slot = HandleTable.lookup(bits(ptr), .ptr) else { return status(.invalidArgument) }
-        return state(of: slot)._withUnsafeGuaranteedRef { state in
-            guard !state.writer.isHeldByCurrentThread else { return status(.deadlock) }
-            guard let old = HandleTable.reserve(.old) else { return status(.outOfMemory) }
-            guard let result = state.writer.withLockUnlessDeadlock(abandon: abandonOldSlot, old.handle, {
-                body(slot, state, old)
-            }) else {
-                HandleTable.release(old.handle)
-                return status(.deadlock)
-            }
-            old_out.pointee = result
+        let cell = slot.cell
+        guard !cell.isWriterHeldByCurrentThread else { return status(.deadlock) }
+        guard let old = HandleTable.reserve(.old) else { return status(.outOfMemory) }
+        guard let previous = cell.write(abandon: abandonOldSlot, argument: old.handle, next) else {
+            HandleTable.release(old.handle)
+            return status(.deadlock)
+        }
+        guard previous != 0 else {
+            HandleTable.release(old.slot)
             return SWIFTRCU_OK
         }
+        // The reserved slot is ours until `publish` releases it with the stamp.
+        cell.retire(previous, into: rcuabi_slot_retired(old.slot))
+        HandleTable.publish(old.slot, old.handle)
+        old_out.pointee = OpaquePointer(bitPattern: old.handle)
+        return SWIFTRCU_OK
     }
     return result ?? status(.notPermitted)
 }
@@ -644,14 +585,8 @@ public func swiftrcu_replace(
     guard let old_out else { return status(.invalidArgument) }
     old_out.pointee = nil
     guard let ptr else { return status(.invalidArgument) }
-    return write(ptr, old_out) { slot, state, old in
-        // Ordering: relaxed; writers are serialised by the writer lock.
-        guard slot.word1.pointee.load(ordering: .relaxed) != UInt(bitPattern: new_object) else {
-            HandleTable.release(old.handle)
-            return nil
-        }
-        return publish(UInt(bitPattern: new_object), in: slot, state: state, old: old)
-    }
+    // Publishing the current object again changes nothing (the cell publishes nothing then).
+    return write(ptr, old_out) { _ in UInt(bitPattern: new_object) }
 }
 
 /// Calls update(current, context) with the ptr's other writers excluded and publishes the result
@@ -687,15 +622,8 @@ public func swiftrcu_copy_update(
     guard let old_out else { return status(.invalidArgument) }
     old_out.pointee = nil
     guard let ptr, let update else { return status(.invalidArgument) }
-    return write(ptr, old_out) { slot, state, old in
-        // Ordering: relaxed; writers are serialised by the writer lock.
-        let current = slot.word1.pointee.load(ordering: .relaxed)
-        let next = UInt(bitPattern: update(UnsafeRawPointer(bitPattern: current), context))
-        guard next != current else {
-            HandleTable.release(old.slot)
-            return nil
-        }
-        return publish(next, in: slot, state: state, old: old)
+    return write(ptr, old_out) { current in
+        UInt(bitPattern: update(UnsafeRawPointer(bitPattern: current), context))
     }
 }
 
@@ -707,8 +635,9 @@ public func swiftrcu_old_object(_ old: swiftrcu_const_old_ref?) -> UnsafeMutable
     guard let old else { return nil }
     return ReadSide.withInternalSection {
         guard let slot = HandleTable.lookup(UInt(bitPattern: old), .old) else { return nil }
-        // Ordering: relaxed; the stamp's acquire load in `lookup` ordered the word.
-        return UnsafeMutableRawPointer(bitPattern: slot.word0.pointee.load(ordering: .relaxed))
+        // SAFETY: a live old slot holds its retired record, written before the stamp's release and
+        // not changed until the slot is released after a grace period (our section holds it off).
+        return rcuabi_slot_retired(slot).pointee.object
     } ?? nil
 }
 
@@ -725,16 +654,11 @@ private func retireOld(_ old: swiftrcu_old_ref) -> UnsafeMutablePointer<HandleSl
 }
 
 /// Destroys the object of a retired old slot (owned by the caller) with its destroy function.
+@inline(__always)
 func destroyOld(_ slot: UnsafeMutablePointer<HandleSlot>) {
-    // Ordering: relaxed; the retiring exchange (acquire) ordered the words for the retiring
-    // thread, and whoever runs this later was handed the slot by it (call_rcu's own ordering).
-    let object = slot.word0.pointee.load(ordering: .relaxed)
-    let destroy = slot.word1.pointee.load(ordering: .relaxed)
-    let context = slot.word2.pointee.load(ordering: .relaxed)
-    if let destroy = destroyFunction(destroy), let raw = UnsafeMutableRawPointer(bitPattern: object) {
-        destroy(raw, UnsafeMutableRawPointer(bitPattern: context))
-        rcushim_stats_destroyed()
-    }
+    // SAFETY: the retiring exchange (acquire) ordered the record for the retiring thread, and
+    // whoever runs this later was handed the slot by it (call_rcu's own ordering).
+    destroyRetired(rcuabi_slot_retired(slot))
 }
 
 /// Waits for a grace period, destroys the object of old and releases the old handle.
@@ -751,8 +675,7 @@ public func swiftrcu_old_free(_ old: swiftrcu_old_ref?) -> CInt {
     guard rcushim_grace_periods_refused() == 0 else { return status(.notPermitted) }
     guard rcushim_ready_self() != nil else { return status(.notPermitted) } // the thread is exiting
     guard let slot = retireOld(old) else { return status(.invalidArgument) }
-    _ = rcushim_synchronize() // not refused: checked above
-    destroyOld(slot)
+    _ = releaseAfterGracePeriod(rcuabi_slot_retired(slot)) // not refused: checked above
     HandleTable.release(slot)
     return SWIFTRCU_OK
 }
@@ -845,7 +768,7 @@ public func swiftrcu_call(_ head: UnsafeMutablePointer<swiftrcu_head>?, _ fn: sw
 @discardableResult
 public func swiftrcu_synchronize() -> CInt {
     guard !ReadSide.isInSection else { return status(.deadlock) }
-    guard rcushim_synchronize() == 0 else { return status(.notPermitted) }
+    guard waitForGracePeriod() else { return status(.notPermitted) }
     return SWIFTRCU_OK
 }
 
@@ -859,8 +782,7 @@ public func swiftrcu_synchronize() -> CInt {
 public func swiftrcu_barrier() -> CInt {
     guard !ReadSide.isInSection, !ReadSide.isInDeferredCallback else { return status(.deadlock) }
     guard rcushim_grace_periods_refused() == 0 else { return status(.notPermitted) }
-    DeferredBatches.flushAll() // old handles deferred before the barrier are queued first
-    rcushim_barrier()
+    waitForDeferred() // queues the batched old handles first (DeferredBatches.flushAll)
     return SWIFTRCU_OK
 }
 

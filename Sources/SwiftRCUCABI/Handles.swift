@@ -9,6 +9,7 @@
 import CLiburcuShim
 import CSwiftRCUABI
 import Glibc
+import CSwiftRCUCore
 import Synchronization
 @_spi(CABI) import SwiftRCUCore
 
@@ -33,18 +34,8 @@ extension UnsafeMutablePointer where Pointee == rcuabi_slot {
         // accessed through this atomic view (the slot's invariant).
         UnsafeMutableRawPointer(rcuabi_slot_stamp(self)).assumingMemoryBound(to: Atomic<UInt64>.self)
     }
-    @inline(__always) var word0: UnsafeMutablePointer<Atomic<UInt>> {
-        // SAFETY: as for `stamp`, for a `uintptr_t`.
-        UnsafeMutableRawPointer(rcuabi_slot_word0(self)).assumingMemoryBound(to: Atomic<UInt>.self)
-    }
-    @inline(__always) var word1: UnsafeMutablePointer<Atomic<UInt>> {
-        // SAFETY: as for `stamp`, for a `uintptr_t`.
-        UnsafeMutableRawPointer(rcuabi_slot_word1(self)).assumingMemoryBound(to: Atomic<UInt>.self)
-    }
-    @inline(__always) var word2: UnsafeMutablePointer<Atomic<UInt>> {
-        // SAFETY: as for `stamp`, for a `uintptr_t`.
-        UnsafeMutableRawPointer(rcuabi_slot_word2(self)).assumingMemoryBound(to: Atomic<UInt>.self)
-    }
+    /// The pointer cell a live ptr slot holds in place (the slot's invariant).
+    @inline(__always) var cell: PointerCell { PointerCell(rcuabi_slot_cell(self)) }
     @inline(__always) var nextFree: UnsafeMutablePointer<Atomic<UInt32>> {
         // SAFETY: as for `stamp`, for a `uint32_t`.
         UnsafeMutableRawPointer(rcuabi_slot_next_free(self)).assumingMemoryBound(to: Atomic<UInt32>.self)
@@ -304,6 +295,9 @@ enum HandleTable {
         let segment: UnsafeMutablePointer<HandleSlot>
         if count == 0 {
             segment = firstSegment
+            // Before the first handle exists: every barrier (the Swift API's too) queues the
+            // batched old handles first.
+            setBarrierPreparation(flushDeferredBatches)
         } else {
             var fresh: UnsafeMutableRawPointer?
             let size = MemoryLayout<HandleSlot>.stride * segmentSize
@@ -331,3 +325,6 @@ enum HandleTable {
         return UInt32(first)
     }
 }
+
+/// The barrier preparation of the C ABI (see `setBarrierPreparation`).
+private let flushDeferredBatches: @convention(c) () -> Void = { DeferredBatches.flushAll() }

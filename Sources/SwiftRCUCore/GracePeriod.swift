@@ -1,12 +1,69 @@
-// SwiftRCU core (room 2 of 3): deferred destruction through liburcu's call_rcu.
+// SwiftRCU core (room 2 of 3): grace periods, and the one release path of retired objects
+// (synchronous, or deferred through liburcu's call_rcu).
 // SPDX-License-Identifier: LGPL-2.1-or-later
 //
-// Calls only the liburcu shim (CLiburcuShim). Package access: the Swift API and the C ABI build
-// on it; it uses no Swift concurrency, so the C library carries none.
+// Calls only the liburcu shim (CLiburcuShim) and the core's C part (the retired record's layout).
+// Package access: the Swift API and the C ABI build on it; it uses no Swift concurrency, so the C
+// library carries none.
 
 import CLiburcuShim
+import CSwiftRCUCore
 import Glibc
 import Synchronization
+
+// MARK: - Grace periods: the one wait
+
+/// Waits for a grace period (liburcu's synchronize_rcu); `false`, waiting for nothing, where grace
+/// periods are refused (a child forked while one was waiting). The caller has checked that it is
+/// outside every read-side critical section. Every wait of both faces comes here.
+package func waitForGracePeriod() -> Bool {
+    rcushim_synchronize() == 0
+}
+
+/// What runs first in every barrier: the C ABI queues the deferred destroys it batches, so that
+/// a barrier of either face waits for them too. Set once, when the C ABI is first used.
+private let barrierPreparation = Atomic<UInt>(0)
+
+/// Sets the step `waitForDeferred` runs first (see `barrierPreparation`).
+package func setBarrierPreparation(_ step: @convention(c) () -> Void) {
+    // Ordering: release pairs with the acquire load in `waitForDeferred`.
+    barrierPreparation.store(unsafeBitCast(step, to: UInt.self), ordering: .releasing)
+}
+
+/// Waits until every deferred destroy queued before the call has run (liburcu's rcu_barrier),
+/// after the barrier preparation. The caller has checked that it is outside every read-side
+/// critical section and deferred destroy, and that grace periods are not refused.
+package func waitForDeferred() {
+    // Ordering: acquire pairs with the release store in `setBarrierPreparation`.
+    let step = barrierPreparation.load(ordering: .acquiring)
+    if step != 0 {
+        // SAFETY: the bits of a `@convention(c) () -> Void`, stored by `setBarrierPreparation`.
+        unsafeBitCast(step, to: (@convention(c) () -> Void).self)()
+    }
+    _ = rcushim_ready_self() // liburcu's barrier queues callbacks: it wants a registered caller
+    rcushim_barrier()
+}
+
+// MARK: - The one release path of retired objects
+
+/// Destroys the object of `record` with its destroy function (nothing for a NULL object or a NULL
+/// destroy) and counts it: the last step of every release, synchronous or deferred.
+@_spi(CABI) @inlinable @inline(__always)
+public func destroyRetired(_ record: UnsafeMutablePointer<rcucore_retired>) {
+    if let destroy = record.pointee.destroy, let object = record.pointee.object {
+        destroy(object, record.pointee.context)
+        rcushim_stats_destroyed()
+    }
+}
+
+/// Waits for a grace period, then destroys the object of `record`: the synchronous release.
+/// Returns `false`, destroying nothing, where grace periods are refused. The caller has checked
+/// that it is outside every read-side critical section.
+package func releaseAfterGracePeriod(_ record: UnsafeMutablePointer<rcucore_retired>) -> Bool {
+    guard waitForGracePeriod() else { return false }
+    destroyRetired(record)
+    return true
+}
 
 /// Destroys one object: the library's callback type, the same as `swiftrcu_destroy_fn`.
 package typealias DestroyFunction = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void
@@ -14,37 +71,22 @@ package typealias DestroyFunction = @convention(c) (UnsafeMutableRawPointer?, Un
 /// A call_rcu callback: gets back the `rcu_head` it was queued with.
 package typealias DeferredCallback = @convention(c) (UnsafeMutablePointer<rcu_head>) -> Void
 
-/// A destroy waiting in liburcu's call_rcu queue.
-///
-/// # Invariants
-///
-/// - `head` is the first field, so a `rcu_head` pointer handed back by liburcu is also a pointer to
-///   the whole record;
-/// - it was allocated by `deferDestroy(object:destroy:context:)` and is freed by the callback.
-struct DeferredDestroy {
-    var head = rcu_head()
-    var object: UnsafeMutableRawPointer? = nil
-    var destroy: DestroyFunction? = nil
-    var context: UnsafeMutableRawPointer? = nil
-}
-
-/// Queues `destroy(object, context)` to run after a grace period on a liburcu call_rcu thread.
-/// Never waits for a grace period; allowed inside a read section.
+/// Queues `destroy(object, context)` to run after a grace period on a liburcu call_rcu thread,
+/// in a record of its own (a `rcucore_retired` on the heap, freed by the callback): the deferred
+/// release of an object that has no record yet. Never waits for a grace period; allowed inside a
+/// read section.
 ///
 /// Returns `false`, queueing nothing, when memory for the record cannot be allocated.
 package func deferDestroy(
     object: UnsafeMutableRawPointer?, destroy: DestroyFunction?, context: UnsafeMutableRawPointer?
 ) -> Bool {
-    guard let raw = malloc(MemoryLayout<DeferredDestroy>.size) else { return false }
+    guard let raw = malloc(MemoryLayout<rcucore_retired>.size) else { return false }
     // SAFETY: `raw` is fresh memory of the record's size, and malloc's alignment covers it.
-    let record = raw.bindMemory(to: DeferredDestroy.self, capacity: 1)
-    record.initialize(to: DeferredDestroy())
-    record.pointee.object = object
-    record.pointee.destroy = destroy
-    record.pointee.context = context
-    // SAFETY: `head` is the record's first field (type invariant), so this points into the record;
-    // liburcu keeps it until the callback, which owns the record from then on.
-    enqueueDeferred(UnsafeMutableRawPointer(record).assumingMemoryBound(to: rcu_head.self), deferredDestroyCallback)
+    let record = raw.bindMemory(to: rcucore_retired.self, capacity: 1)
+    record.initialize(to: rcucore_retired(head: rcu_head(), object: object, destroy: destroy, context: context))
+    // SAFETY: the head is the record's first field (checked in C), so the node handed back is the
+    // record; liburcu keeps it until the callback, which owns the record from then on.
+    enqueueDeferred(rcucore_retired_head(record), deferredDestroyCallback)
     return true
 }
 
@@ -144,17 +186,12 @@ private let deferredCallCallback: @convention(c) (UnsafeMutablePointer<rcu_head>
 }
 
 private func runDeferredDestroy(_ head: UnsafeMutablePointer<rcu_head>) {
-    // SAFETY: liburcu hands back the `head` that `deferDestroy` queued; it is the first field of a
-    // live `DeferredDestroy` that nothing else references any more.
-    let record = UnsafeMutableRawPointer(head).assumingMemoryBound(to: DeferredDestroy.self)
-    let item = record.pointee
+    // SAFETY: liburcu hands back the head that `deferDestroy` queued: the first field of a live
+    // heap record that nothing else references any more.
+    let record = rcucore_retired_of_head(head)
+    var item = record.pointee
     free(record)
-    runDeferred {
-        if let destroy = item.destroy, item.object != nil {
-            destroy(item.object, item.context)
-            rcushim_stats_destroyed()
-        }
-    }
+    runDeferred { destroyRetired(&item) }
 }
 
 /// Runs `body`, the work of a callback queued by `enqueueDeferred`, as deferred work: grace

@@ -17,30 +17,32 @@ import CLiburcuShim
 /// (it holds a lock that the holder of this one waits for, directly or through other writers) is
 /// refused: `withLock` traps naming the cycle (the C ABI's writers return `SWIFTRCU_EDEADLK`).
 ///
+/// A view: the lock's memory belongs to the pointer cell it lies in (`PointerCell`), in a C ptr
+/// handle's slot or beside a Swift `Rcu`'s published word.
+///
 /// # Invariants
 ///
-/// - `lock` points to an initialised `rcushim_writer_lock` owned by this lock (freed in `deinit`);
+/// - `lock` points to an initialised `rcushim_writer_lock` that outlives every use of this view;
 /// - the serial it holds, if any, names the thread inside `withLock`'s body, or (in a forked
 ///   child) a thread of the parent that does not exist here, whose lock the next writer takes.
-package struct WriterLock: ~Copyable, @unchecked Sendable {
+///
+/// SPI rather than `package`, like `ReadSide`: the C ABI's writers inline it.
+@_spi(CABI) public struct WriterLock {
     @usableFromInline let lock: UnsafeMutablePointer<rcushim_writer_lock>
 
-    package init() {
-        lock = .allocate(capacity: 1)
-        // SAFETY: fresh memory for one lock; all zero is a free lock with no waiter.
-        lock.initialize(to: rcushim_writer_lock())
-    }
+    @inlinable @inline(__always)
+    public init(_ lock: UnsafeMutablePointer<rcushim_writer_lock>) { self.lock = lock }
 
-    deinit {
-        // SAFETY: `lock` was initialised in `init` and nothing uses it after the owner is gone.
-        lock.deinitialize(count: 1)
-        lock.deallocate()
+    /// Makes `lock` (memory the caller owns, not shared yet) a free lock with no waiter.
+    public static func initialize(_ lock: UnsafeMutablePointer<rcushim_writer_lock>) {
+        // SAFETY: the caller's memory for one lock, not shared yet; all zero is a free lock.
+        lock.initialize(to: rcushim_writer_lock())
     }
 
     /// Whether the calling thread is inside `withLock` on this lock.
     @inlinable @inline(__always)
-    package var isHeldByCurrentThread: Bool {
-        // SAFETY: `lock` is live while `self` is (type invariant).
+    public var isHeldByCurrentThread: Bool {
+        // SAFETY: `lock` is live while this view is used (type invariant).
         rcushim_writer_lock_held(lock, rcushim_writer_serial()) != 0
     }
 
@@ -50,7 +52,7 @@ package struct WriterLock: ~Copyable, @unchecked Sendable {
     /// Traps with a message naming the threads of the cycle when waiting for the lock would
     /// deadlock (see the type's description).
     @inlinable @inline(__always)
-    package func withLock<R>(_ body: () throws -> R) rethrows -> R {
+    public func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
         guard let result = try withLockUnlessDeadlock(abandon: nil, 0, body) else { Self.deadlockTrap() }
         return result
     }
@@ -60,27 +62,27 @@ package struct WriterLock: ~Copyable, @unchecked Sendable {
     /// thread exits inside `body`, its exit handler calls `abandon(argument)` (when not nil)
     /// before it releases the lock (the C ABI returns a reserved handle slot). Not re-entrant:
     /// check `isHeldByCurrentThread` first.
-    @usableFromInline @inline(__always)
-    package func withLockUnlessDeadlock<R>(
-        abandon: (@convention(c) (UInt) -> Void)?, _ argument: UInt, _ body: () throws -> R
-    ) rethrows -> R? {
+    @inlinable @inline(__always)
+    public func withLockUnlessDeadlock<R, E: Error>(
+        abandon: (@convention(c) (UInt) -> Void)?, _ argument: UInt, _ body: () throws(E) -> R
+    ) throws(E) -> R? {
         let t = rcushim_writer_self()
-        // SAFETY: `lock` is live while `self` is (type invariant); the serial is this thread's.
+        // SAFETY: `lock` is live while this view is used (type invariant); the serial is this
+        // thread's.
         guard rcushim_writer_lock_acquire(lock, t, rcushim_writer_serial()) == 0 else { return nil }
         // SAFETY: as above; this thread holds the lock, and `t` is the state it was taken with.
         defer { rcushim_writer_lock_release(lock, t) }
-        if let abandon { rcushim_writer_lock_on_exit(lock, abandon, argument) }
+        if let abandon { rcushim_writer_lock_on_exit(lock, t, abandon, argument) }
         return try body()
     }
 
     /// The trap of `withLock` after a refused wait, with the cycle the shim recorded.
-    @usableFromInline
-    static func deadlockTrap() -> Never {
+    public static func deadlockTrap() -> Never {
         fatalError("SwiftRCU writer deadlock: \(lastCycleDescription)")
     }
 
     /// The wait-for cycle the calling thread's last refused wait found, in words.
-    package static var lastCycleDescription: String {
+    public static var lastCycleDescription: String {
         var serials = [UInt64](repeating: 0, count: 16)
         let n = Int(rcushim_writer_cycle(&serials, Int32(serials.count)))
         guard n > 0 else { return "a cycle of writers each waiting for another's pointer (threads not recorded)" }

@@ -5,6 +5,7 @@ import Glibc
 import Synchronization
 import SwiftRCUTypes
 import SwiftRCUCABI
+import CSwiftRCUCore
 import Testing
 @testable import SwiftRCU
 @_spi(CABI) @testable import SwiftRCUCore
@@ -31,7 +32,7 @@ struct RcuTests {
     }
 
     @Test func deferredRecordStartsWithItsHead() {
-        #expect(MemoryLayout<DeferredDestroy>.offset(of: \.head) == 0)
+        #expect(MemoryLayout<rcucore_retired>.offset(of: \.head) == 0)
     }
 
     @Test func emptyPointerDereferencesNil() {

@@ -1,6 +1,7 @@
 // The writer lock: exclusion under contention (waiters park and are woken), holder identity.
 // SPDX-License-Identifier: LGPL-2.1-or-later
 
+import CLiburcuShim
 import Glibc
 import Synchronization
 import Testing
@@ -11,14 +12,22 @@ import Testing
 ///
 /// # Invariants
 ///
-/// `count` and `inside` are only written inside `lock.withLock`.
+/// `count` and `inside` are only written inside `lock.withLock`; `storage` is the lock's memory,
+/// allocated and initialised here, freed in `deinit`.
 private final class Guarded: @unchecked Sendable {
-    let lock = WriterLock()
+    let storage: UnsafeMutablePointer<rcushim_writer_lock> = {
+        let lock = UnsafeMutablePointer<rcushim_writer_lock>.allocate(capacity: 1)
+        WriterLock.initialize(lock)
+        return lock
+    }()
+    var lock: WriterLock { WriterLock(storage) }
     var count = 0
     var inside = 0
     let overlaps = Atomic<Int>(0)
 
     var held: Bool { lock.isHeldByCurrentThread }
+
+    deinit { storage.deallocate() }
 }
 
 @Suite("Writer lock")

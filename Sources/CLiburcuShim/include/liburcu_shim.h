@@ -64,12 +64,25 @@ extern "C" {
  *    it returns, so the interrupted section's entry is left as it was;
  *  - `ids[0]` is RCUSHIM_NO_ID, which no sequence number equals (they are below 2^56), so a
  *    guard that names depth 0 never matches, without a test of its own;
- *  - `held_locks` links, through `next_held`, the writer locks this thread holds, innermost
- *    first; `last_cycle[0 ..< min(last_cycle_length, RCUSHIM_CYCLE_MAX)]` are the serials of the
+ *  - `held[0 ..< held_count]` are the writer locks this thread holds, innermost last, each with
+ *    the step its thread-exit handler runs before releasing it (`abandon(abandon_arg)`, when
+ *    not NULL); `held` is `held_inline` or, past RCUSHIM_HELD_INLINE nested locks, a heap array
+ *    of `held_capacity` entries; a lock taken while no entry could be added (out of memory) is
+ *    not listed (then it is not released at the thread's exit); `last_cycle[0 ..< min(last_cycle_length, RCUSHIM_CYCLE_MAX)]` are the serials of the
  *    wait-for cycle its last refused writer-lock wait found (see rcushim_writer_cycle);
  *  - only the owning thread reads or writes the struct (the fork and exit handlers run on it too).
  */
 struct rcushim_writer_lock;
+
+/** Writer locks a thread can hold without a heap allocation for their list. */
+#define RCUSHIM_HELD_INLINE 8
+
+/** One writer lock a thread holds (see `held` in struct rcushim_thread). */
+struct rcushim_held {
+    struct rcushim_writer_lock *_Nullable lock;
+    void (*_Nullable abandon)(uintptr_t);
+    uintptr_t abandon_arg;
+};
 
 struct rcushim_thread {
     uint64_t serial;
@@ -80,7 +93,10 @@ struct rcushim_thread {
     uint8_t membarrier;        /* liburcu's urcu_memb_has_sys_membarrier, copied once ready */
     struct urcu_reader *_Nonnull reader; /* this thread's liburcu reader record, once ready */
     uint64_t ids[RCUSHIM_MAX_NESTING + 1];
-    struct rcushim_writer_lock *_Nullable held_locks;
+    struct rcushim_held *_Nullable held;
+    uint32_t held_count;
+    uint32_t held_capacity;
+    struct rcushim_held held_inline[RCUSHIM_HELD_INLINE];
     uint32_t last_cycle_length;
     uint64_t last_cycle[RCUSHIM_CYCLE_MAX];
 };
@@ -349,26 +365,26 @@ static inline void rcushim_call_rcu_prepare(void) { (void)urcu_memb_get_default_
  *
  * A thread that exits (pthread_exit, cancellation) while it holds writer locks has them released
  * by its thread-exit handler, after `abandon(abandon_arg)` when the holder set one: the update it
- * had begun is abandoned (nothing is published). A writer that would wait for a lock whose holder
- * waits, directly or through other writers, for a lock the writer holds is refused instead
- * (rcushim_writer_lock_acquire returns nonzero), so such a deadlock never forms.
+ * had begun is abandoned (nothing is published). The holder keeps that list in its own thread
+ * state, so the lock itself is two words and fits in place in a pointer cell. A writer that
+ * would wait for a lock whose holder waits, directly or through other writers, for a lock the
+ * writer holds is refused instead (rcushim_writer_lock_acquire returns nonzero), so such a
+ * deadlock never forms.
  *
  * Invariants:
  *  - `word` is 0 when the lock is free, else `serial << 1 | w`: `serial` is the holder's thread
  *    serial (never 0) and `w` is 1 when a thread may be parked on `wake_seq` (then the holder's
  *    release wakes one);
  *  - `wake_seq` only grows (wrapping), once per release that found `w` set; waiters park on it;
- *  - while held, the lock is on its holder's `held_locks` list through `next_held`; `abandon`
- *    and `abandon_arg` are NULL and 0 except while the holder has set them; only the holder
- *    touches these three fields.
+ *  - `reserved` is 0 (room for later use; keeps the size at 16 bytes).
  */
 struct rcushim_writer_lock {
     uint64_t word;
     uint32_t wake_seq;
-    struct rcushim_writer_lock *_Nullable next_held;
-    void (*_Nullable abandon)(uintptr_t);
-    uintptr_t abandon_arg;
+    uint32_t reserved;
 };
+
+_Static_assert(sizeof(struct rcushim_writer_lock) == 16, "a writer lock is two words");
 
 /* EXPORTED-FROM-SHIM: the calling thread's serial (allocating its state on first use, without
  * registering it with liburcu); stable for the thread's life, also while it exits. */
@@ -385,6 +401,11 @@ static inline uint64_t rcushim_writer_serial(void) {
  * close (see rcushim_writer_cycle). */
 int rcushim_writer_lock_wait(struct rcushim_writer_lock *l, uint64_t serial) __attribute__((visibility("hidden")));
 void rcushim_writer_lock_wake(struct rcushim_writer_lock *l) __attribute__((visibility("hidden")));
+
+/* EXPORTED-FROM-SHIM: lists `l` as held by `t` when its inline list is full (growing the list);
+ * lists nothing when out of memory. */
+void rcushim_writer_held_push_slow(struct rcushim_thread *t, struct rcushim_writer_lock *l)
+    __attribute__((visibility("hidden")));
 
 /* EXPORTED-FROM-SHIM: rcushim_writer_self's slow path. */
 struct rcushim_thread *_Nullable rcushim_writer_self_slow(void) __attribute__((visibility("hidden")));
@@ -416,8 +437,10 @@ static inline int rcushim_writer_lock_acquire(struct rcushim_writer_lock *l, str
             return cycle;
     }
     if (t != NULL) {
-        l->next_held = t->held_locks;
-        t->held_locks = l;
+        if (caa_likely(t->held_count < t->held_capacity))
+            t->held[t->held_count++] = (struct rcushim_held){l, NULL, 0};
+        else
+            rcushim_writer_held_push_slow(t, l);
     }
     return 0;
 }
@@ -425,23 +448,23 @@ static inline int rcushim_writer_lock_acquire(struct rcushim_writer_lock *l, str
 /* INLINE FAST PATH: releases the lock; only its holder (state `t`, as given to acquire) calls
  * it, for its innermost held lock. */
 static inline void rcushim_writer_lock_release(struct rcushim_writer_lock *l, struct rcushim_thread *_Nullable t) {
-    if (t != NULL)
-        t->held_locks = l->next_held;
-    l->next_held = NULL;
-    l->abandon = NULL;
-    l->abandon_arg = 0;
+    /* The innermost listed lock is `l` unless listing it failed (out of memory). */
+    if (t != NULL && t->held_count != 0 && t->held[t->held_count - 1].lock == l)
+        t->held_count--;
     /* Ordering: release pairs with the acquiring exchange of the next holder. */
     uint64_t old = __atomic_exchange_n(&l->word, 0, __ATOMIC_RELEASE);
     if (caa_unlikely(old & 1))
         rcushim_writer_lock_wake(l);
 }
 
-/* INLINE FAST PATH: what the thread-exit handler does first if the holder exits before releasing
- * `l`: abandon(arg), then the release. Only the holder calls it. */
-static inline void rcushim_writer_lock_on_exit(struct rcushim_writer_lock *l, void (*_Nullable abandon)(uintptr_t),
-                                               uintptr_t arg) {
-    l->abandon = abandon;
-    l->abandon_arg = arg;
+/* INLINE FAST PATH: what the thread-exit handler does first if the holder (state `t`, as given to
+ * acquire) exits before releasing `l`, its innermost lock: abandon(arg), then the release. */
+static inline void rcushim_writer_lock_on_exit(struct rcushim_writer_lock *l, struct rcushim_thread *_Nullable t,
+                                               void (*_Nullable abandon)(uintptr_t), uintptr_t arg) {
+    if (t != NULL && t->held_count != 0 && t->held[t->held_count - 1].lock == l) {
+        t->held[t->held_count - 1].abandon = abandon;
+        t->held[t->held_count - 1].abandon_arg = arg;
+    }
 }
 
 /* EXPORTED-FROM-SHIM: the thread serials of the wait-for cycle the calling thread's last refused

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "liburcu_shim.h"
+#include "rcucore.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,23 +42,25 @@ extern "C" {
  *  - `stamp` is the full value of the live handle that owns the slot, or 0 while the slot is free
  *    or retired; it is set last (release) when a slot is handed out and cleared first (by
  *    compare-exchange) when its handle is retired; only accessed atomically;
- *  - for a `ptr` handle, `word0` holds a retained Unmanaged<PtrState> and `word1` the published
- *    object; for an `old` handle, `word0` is the object, `word1` the destroy function and `word2`
- *    the context; only accessed atomically;
- *  - `head` is used only between swiftrcu_old_defer and the deferred destroy it queues;
+ *  - a `ptr` handle's slot holds its pointer cell in place (`u.cell`, the core's writer state:
+ *    published word, writer lock, destroy function and context); an `old` handle's slot holds
+ *    its retired object (`u.retired`: the object, its destroy function and context, and the node
+ *    of its deferred destroy, used only between swiftrcu_old_defer and the destroy it queues);
+ *    the published word and the retired record's fields are only accessed atomically by Swift;
  *  - `generation` is touched only by the thread that owns the free slot (the one that took it off
  *    a free list, or is adding its segment);
- *  - `next_free` links the slot into a free list while it is on one; threads taking slots may
- *    read it after the slot left the list, so it is only accessed atomically;
+ *  - `next_free` links the slot into a free list while it is on one (and a deferred old slot into
+ *    its batch); threads taking slots may read it after the slot left the list, so it is only
+ *    accessed atomically;
  *  - `index` is the slot's own index, `shard` the free-list shard it goes back to; both are set
  *    while the slot is free and owned (before its segment is published, or by its taker).
  */
 struct rcuabi_slot {
     uint64_t stamp;
-    uintptr_t word0;
-    uintptr_t word1;
-    uintptr_t word2;
-    struct rcu_head head;
+    union {
+        struct rcucore_cell cell;
+        struct rcucore_retired retired;
+    } u;
     uint32_t generation;
     uint32_t next_free;
     uint32_t index;
@@ -67,7 +70,7 @@ struct rcuabi_slot {
 /* The type is not declared 64-aligned (Swift does not import over-aligned structs): the storage
  * is (rcuabi_first_segment, and later segments from posix_memalign). */
 _Static_assert(sizeof(struct rcuabi_slot) == RCUABI_SLOT_BYTES, "a slot is one cache line");
-_Static_assert(offsetof(struct rcuabi_slot, stamp) == 0 && offsetof(struct rcuabi_slot, word1) == 16,
+_Static_assert(offsetof(struct rcuabi_slot, stamp) == 0 && offsetof(struct rcuabi_slot, u.cell.published) == 8,
                "the read path's two loads (stamp, then the published object) keep their offsets");
 
 /* Storage, zero-initialised (the free-list heads start empty: see rcuabi_table_init), never freed.
@@ -91,18 +94,17 @@ extern struct rcuabi_slot rcuabi_first_segment[RCUABI_SEGMENT_SLOTS]
 extern uint64_t rcuabi_free_words[RCUABI_SHARDS][16] __attribute__((visibility("hidden")));
 extern uint32_t rcuabi_segment_count __attribute__((visibility("hidden")));
 
-/* The slot whose `head` liburcu hands back to a deferred destroy. */
+/* The slot whose retired record's `head` liburcu hands back to a deferred destroy. */
 static inline struct rcuabi_slot *rcuabi_slot_of_head(struct rcu_head *head) {
-    return (struct rcuabi_slot *)((char *)head - offsetof(struct rcuabi_slot, head));
+    return (struct rcuabi_slot *)((char *)head - offsetof(struct rcuabi_slot, u.retired.head));
 }
 
 /* Field addresses, for the Swift side's atomics (and the head for call_rcu). */
 static inline uint64_t *rcuabi_slot_stamp(struct rcuabi_slot *s) { return &s->stamp; }
-static inline uintptr_t *rcuabi_slot_word0(struct rcuabi_slot *s) { return &s->word0; }
-static inline uintptr_t *rcuabi_slot_word1(struct rcuabi_slot *s) { return &s->word1; }
-static inline uintptr_t *rcuabi_slot_word2(struct rcuabi_slot *s) { return &s->word2; }
+static inline struct rcucore_cell *rcuabi_slot_cell(struct rcuabi_slot *s) { return &s->u.cell; }
+static inline struct rcucore_retired *rcuabi_slot_retired(struct rcuabi_slot *s) { return &s->u.retired; }
 static inline uint32_t *rcuabi_slot_next_free(struct rcuabi_slot *s) { return &s->next_free; }
-static inline struct rcu_head *rcuabi_slot_head(struct rcuabi_slot *s) { return &s->head; }
+static inline struct rcu_head *rcuabi_slot_head(struct rcuabi_slot *s) { return &s->u.retired.head; }
 static inline void *rcuabi_directory_words(void) { return rcuabi_directory; }
 static inline struct rcuabi_slot *rcuabi_first_segment_slots(void) { return rcuabi_first_segment; }
 static inline uint64_t *rcuabi_free_ready(uint32_t shard) { return &rcuabi_free_words[shard][0]; }
