@@ -55,7 +55,7 @@ static pthread_rwlock_t gp_fork_lock = PTHREAD_RWLOCK_INITIALIZER;
  * Invariants: `fork_prepared` is 1 exactly while the calling thread holds sync_fork_lock for
  * writing; lock order: sync_fork_lock before gp_fork_lock. */
 static pthread_rwlock_t sync_fork_lock = PTHREAD_RWLOCK_INITIALIZER;
-static __thread int fork_prepared;
+static __thread int fork_prepared __attribute__((tls_model("initial-exec")));
 
 uint64_t rcushim_deferred_queued __attribute__((aligned(64)));
 uint64_t rcushim_deferred_completed __attribute__((aligned(64)));
@@ -81,6 +81,34 @@ static struct waiter *waiters;
 static pthread_mutex_t waiters_lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define CYCLE_MAX RCUSHIM_CYCLE_MAX
+
+/*
+ * Every thread state that exists, for the sums of the per-thread statistics counters.
+ *
+ * Invariants: `all_states` links, through `all_next` / `all_prev`, every state new_state made and
+ * on_thread_exit has not freed yet (in a forked child: only the forking thread's); touched only
+ * with `all_lock` held, which is a leaf lock (nothing else is taken while it is held) and is held
+ * across fork.
+ */
+static struct rcushim_thread *all_states;
+static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Adds a state's per-thread counters to the global ones. */
+static void fold_local_counts(struct rcushim_thread *t) {
+    for (int i = 0; i < RCUSHIM_LOCAL_COUNT; i++)
+        __atomic_fetch_add(rcushim_stats_global(i), __atomic_load_n(&t->local_counts[i], __ATOMIC_RELAXED),
+                           __ATOMIC_RELAXED); /* Ordering: statistics only. */
+}
+
+void rcushim_stats_sum_local(uint64_t *out) {
+    for (int i = 0; i < RCUSHIM_LOCAL_COUNT; i++)
+        out[i] = 0;
+    pthread_mutex_lock(&all_lock);
+    for (struct rcushim_thread *t = all_states; t != NULL; t = t->all_next)
+        for (int i = 0; i < RCUSHIM_LOCAL_COUNT; i++)
+            out[i] += __atomic_load_n(&t->local_counts[i], __ATOMIC_RELAXED); /* Ordering: statistics only. */
+    pthread_mutex_unlock(&all_lock);
+}
 
 /*
  * Thread serials. `serial_counter` is inherited by a forked child, so the serials a process hands
@@ -162,6 +190,17 @@ static void on_thread_exit(void *unused) {
         }
         release_registration(t);
     }
+    /* Its counts join the global counters as it leaves the list (no count lands in it any more:
+     * the placeholder is current). */
+    pthread_mutex_lock(&all_lock);
+    fold_local_counts(t);
+    if (t->all_prev != NULL)
+        t->all_prev->all_next = t->all_next;
+    else
+        all_states = t->all_next;
+    if (t->all_next != NULL)
+        t->all_next->all_prev = t->all_prev;
+    pthread_mutex_unlock(&all_lock);
     free(t);
 }
 
@@ -222,9 +261,11 @@ static void before_fork(void) {
         fork_took_gp_lock = 1;
     }
     pthread_mutex_lock(&registry_lock);
+    pthread_mutex_lock(&all_lock); /* a leaf lock: last */
 }
 
 static void after_fork_parent(void) {
+    pthread_mutex_unlock(&all_lock);
     pthread_mutex_unlock(&registry_lock);
     if (fork_took_gp_lock)
         pthread_rwlock_unlock(&gp_fork_lock);
@@ -236,6 +277,16 @@ static void after_fork_parent(void) {
 }
 
 static void after_fork_child(void) {
+    /* The other threads' states stay behind (they do not exist here): their counts join the
+     * global counters and only this thread's state stays listed. */
+    struct rcushim_thread *self_state = own_state();
+    for (struct rcushim_thread *t = all_states; t != NULL; t = t->all_next)
+        if (t != self_state)
+            fold_local_counts(t);
+    all_states = self_state;
+    if (self_state != NULL)
+        self_state->all_prev = self_state->all_next = NULL;
+    pthread_mutex_init(&all_lock, NULL);
     /* Ordering: relaxed; this is the only thread. */
     fork_mark = __atomic_load_n(&serial_counter, __ATOMIC_RELAXED);
     survivor = rcushim_serial;
@@ -303,6 +354,12 @@ static struct rcushim_thread *new_state(void) {
     t->ids[0] = RCUSHIM_NO_ID;            /* INVARIANT: no guard names depth 0 */
     t->held = t->held_inline;             /* INVARIANT: the inline list, empty */
     t->held_capacity = RCUSHIM_HELD_INLINE;
+    pthread_mutex_lock(&all_lock);
+    t->all_next = all_states; /* INVARIANT: listed */
+    if (all_states != NULL)
+        all_states->all_prev = t;
+    all_states = t;
+    pthread_mutex_unlock(&all_lock);
     rcushim_current = t;
     (void)pthread_setspecific(exit_key, t);
     return t;

@@ -49,12 +49,15 @@ void rcushim_stats_read(uint64_t *out) {
     rcushim_stats_note_pending(pending);
     out[RCUSHIM_STAT_DEFERRED_PENDING] = pending;
     out[RCUSHIM_STAT_DEFERRED_PENDING_PEAK] = load(&rcushim_stats.deferred_pending_peak);
-    out[RCUSHIM_STAT_GRACE_PERIODS] = load(&rcushim_stats.grace_periods);
+    uint64_t local[RCUSHIM_LOCAL_COUNT];
+    rcushim_stats_sum_local(local);
+    out[RCUSHIM_STAT_GRACE_PERIODS] = load(&rcushim_stats.grace_periods) + local[RCUSHIM_LOCAL_GRACE_PERIODS];
     out[RCUSHIM_STAT_DEFERRED_QUEUED] = load(&rcushim_deferred_queued);
     out[RCUSHIM_STAT_DEFERRED_COMPLETED] = load(&rcushim_deferred_completed);
-    out[RCUSHIM_STAT_OBJECTS_DESTROYED] = load(&rcushim_stats.objects_destroyed);
-    out[RCUSHIM_STAT_PTRS_LIVE] = load(&rcushim_stats.ptrs_live);
-    out[RCUSHIM_STAT_OLDS_LIVE] = load(&rcushim_stats.olds_live);
+    out[RCUSHIM_STAT_OBJECTS_DESTROYED] =
+        load(&rcushim_stats.objects_destroyed) + local[RCUSHIM_LOCAL_OBJECTS_DESTROYED];
+    out[RCUSHIM_STAT_PTRS_LIVE] = load(&rcushim_stats.ptrs_live) + local[RCUSHIM_LOCAL_PTRS_LIVE];
+    out[RCUSHIM_STAT_OLDS_LIVE] = load(&rcushim_stats.olds_live) + local[RCUSHIM_LOCAL_OLDS_LIVE];
     out[RCUSHIM_STAT_THREADS_REGISTERED] = load(&rcushim_stats.threads_registered);
     out[RCUSHIM_STAT_THREADS_REGISTERED_TOTAL] = load(&rcushim_stats.threads_registered_total);
     out[RCUSHIM_STAT_THREADS_EXITED_IN_SECTION] = load(&rcushim_stats.threads_exited_in_section);

@@ -70,7 +70,13 @@ extern "C" {
  *    of `held_capacity` entries; a lock taken while no entry could be added (out of memory) is
  *    not listed (then it is not released at the thread's exit); `last_cycle[0 ..< min(last_cycle_length, RCUSHIM_CYCLE_MAX)]` are the serials of the
  *    wait-for cycle its last refused writer-lock wait found (see rcushim_writer_cycle);
- *  - only the owning thread reads or writes the struct (the fork and exit handlers run on it too).
+ *  - `local_counts` are this thread's share of the statistics counters that every update moves
+ *    (see rcushim_stats.h); only this thread writes them (relaxed atomic stores), a reading of
+ *    the statistics sums them (relaxed atomic loads);
+ *  - `all_prev` / `all_next` link every thread state that exists into one list (see
+ *    rcushim_stats_sum_local), only touched with that list's lock held;
+ *  - otherwise only the owning thread reads or writes the struct (the fork and exit handlers run
+ *    on it too).
  */
 struct rcushim_writer_lock;
 
@@ -99,6 +105,9 @@ struct rcushim_thread {
     struct rcushim_held held_inline[RCUSHIM_HELD_INLINE];
     uint32_t last_cycle_length;
     uint64_t last_cycle[RCUSHIM_CYCLE_MAX];
+    uint64_t local_counts[RCUSHIM_LOCAL_COUNT];
+    struct rcushim_thread *_Nullable all_prev;
+    struct rcushim_thread *_Nullable all_next;
 };
 
 /** `ids[0]` of every thread state, placeholders included. */
@@ -114,14 +123,42 @@ struct rcushim_thread {
 
 /*
  * EXPORTED-FROM-SHIM: the calling thread's state, through one pointer in initial-exec TLS. Only
- * this 8-byte pointer uses the initial-exec model (a load relative to the thread pointer, no
- * call). The state itself (2 KiB) is on the heap and liburcu's variables keep the default model,
- * so the library's TLS segment stays small (under 64 bytes) and it still loads with dlopen. Until
+ * a few words use the initial-exec model (a load relative to the thread pointer, no call): this
+ * pointer, the thread's serial and its fork-preparation flag. The state itself (2 KiB) is on the
+ * heap and liburcu's variables keep the default model, so the library's TLS segment stays small
+ * (under 64 bytes) and it still loads with dlopen. Until
  * the thread has its state, and after it has exited, the pointer names a shared placeholder whose
  * `ready` is 0 and which nothing writes.
  */
 extern __thread struct rcushim_thread *rcushim_current
     __attribute__((tls_model("initial-exec"), visibility("hidden")));
+
+/* INLINE: counts `delta` (two's complement for a decrease) in per-thread counter `which` of the
+ * calling thread (see rcushim_stats.h); in the global counter when the thread has no state (a
+ * placeholder, serial 0, is never written). */
+static inline void rcushim_stats_count(int which, uint64_t delta) {
+    struct rcushim_thread *t = rcushim_current;
+    if (__builtin_expect(t->serial != 0, 1)) {
+        /* Ordering: relaxed; only this thread writes the counter, readers only sum it. */
+        uint64_t v = __atomic_load_n(&t->local_counts[which], __ATOMIC_RELAXED);
+        __atomic_store_n(&t->local_counts[which], v + delta, __ATOMIC_RELAXED);
+    } else {
+        __atomic_fetch_add(rcushim_stats_global(which), delta, __ATOMIC_RELAXED); /* Ordering: as above. */
+    }
+}
+
+/* INLINE: a grace-period wait the library made has completed. */
+static inline void rcushim_stats_grace_period(void) { rcushim_stats_count(RCUSHIM_LOCAL_GRACE_PERIODS, 1); }
+
+/* INLINE: a destroy function (or a Swift release standing for one) was called. */
+static inline void rcushim_stats_destroyed(void) { rcushim_stats_count(RCUSHIM_LOCAL_OBJECTS_DESTROYED, 1); }
+
+/* INLINE: a handle of kind `kind` (1 ptr, 2 old: the low bits of a C ABI handle) became live
+ * (`delta` 1) or was retired (`delta` -1). */
+static inline void rcushim_stats_handle(uint64_t kind, int delta) {
+    rcushim_stats_count((kind & 3) == 1 ? RCUSHIM_LOCAL_PTRS_LIVE : RCUSHIM_LOCAL_OLDS_LIVE,
+                        delta > 0 ? 1 : (uint64_t)-1);
+}
 
 /* INLINE FAST PATH: the calling thread's state, or the read-only placeholder before it is ready:
  * read fields only (`serial` 0 and `depth` 0 make every guard check fail there). */

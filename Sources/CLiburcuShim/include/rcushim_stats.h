@@ -86,21 +86,36 @@ static inline void rcushim_stats_sub(uint64_t *_Nonnull counter) {
     __atomic_fetch_sub(counter, 1, __ATOMIC_RELAXED); /* Ordering: statistics only. */
 }
 
-/* INLINE: a grace-period wait the library made has completed. */
-static inline void rcushim_stats_grace_period(void) { rcushim_stats_add(&rcushim_stats.grace_periods, 1); }
+/*
+ * The counters every update moves (grace periods, destroys, live handles) are counted per thread,
+ * in the thread's state, without an atomic read-modify-write: one thread's plain increment
+ * instead of a locked instruction on a line all writers and call_rcu workers share. A reading sums
+ * the global counter and every thread's own (rcushim_stats_read); a thread's counts join the
+ * global counters when it exits. The inline counting functions (rcushim_stats_grace_period,
+ * rcushim_stats_destroyed, rcushim_stats_handle) are in liburcu_shim.h, next to the thread state.
+ */
+enum {
+    RCUSHIM_LOCAL_GRACE_PERIODS = 0,
+    RCUSHIM_LOCAL_OBJECTS_DESTROYED,
+    RCUSHIM_LOCAL_PTRS_LIVE,
+    RCUSHIM_LOCAL_OLDS_LIVE,
+    RCUSHIM_LOCAL_COUNT
+};
 
-/* INLINE: a destroy function (or a Swift release standing for one) was called. */
-static inline void rcushim_stats_destroyed(void) { rcushim_stats_add(&rcushim_stats.objects_destroyed, 1); }
-
-/* INLINE: a handle of kind `kind` (1 ptr, 2 old: the low bits of a C ABI handle) became live
- * (`delta` 1) or was retired (`delta` -1). */
-static inline void rcushim_stats_handle(uint64_t kind, int delta) {
-    uint64_t *_Nonnull counter = (kind & 3) == 1 ? &rcushim_stats.ptrs_live : &rcushim_stats.olds_live;
-    if (delta > 0)
-        rcushim_stats_add(counter, 1);
-    else
-        rcushim_stats_sub(counter);
+/* The global counter that per-thread counter `which` joins (and that counts for threads without
+ * a state of their own). */
+static inline uint64_t *_Nonnull rcushim_stats_global(int which) {
+    switch (which) {
+    case RCUSHIM_LOCAL_GRACE_PERIODS: return &rcushim_stats.grace_periods;
+    case RCUSHIM_LOCAL_OBJECTS_DESTROYED: return &rcushim_stats.objects_destroyed;
+    case RCUSHIM_LOCAL_PTRS_LIVE: return &rcushim_stats.ptrs_live;
+    default: return &rcushim_stats.olds_live;
+    }
 }
+
+/* EXPORTED-FROM-SHIM: the sums of the per-thread counters of every thread that has a state now
+ * (the global counters not included). */
+void rcushim_stats_sum_local(uint64_t *_Nonnull out) __attribute__((visibility("hidden")));
 
 /* INLINE: a deferring writer saw `pending` destroys pending; raises the peak if it is higher.
  * Costs one relaxed load when it is not. */
