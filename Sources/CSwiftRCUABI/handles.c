@@ -17,6 +17,32 @@ uint32_t rcuabi_segment_count;
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 
+__thread uint64_t rcuabi_cache __attribute__((tls_model("initial-exec")));
+static pthread_key_t cache_key;
+static void (*cache_exit_step)(uint64_t word);
+
+/* A thread with an adopted cache exits: its slots go back (the word is cleared first, so a later
+ * release on this thread goes to the table's lists). */
+static void cache_exit(void *unused) {
+    (void)unused;
+    uint64_t word = rcuabi_cache;
+    rcuabi_cache = 0;
+    void (*step)(uint64_t) = __atomic_load_n(&cache_exit_step, __ATOMIC_ACQUIRE); /* Ordering: pairs with the setter. */
+    if (step != NULL && (word & RCUABI_CACHE_ADOPTED))
+        step(word);
+}
+
+int rcuabi_cache_adopt(void) {
+    if (pthread_setspecific(cache_key, (void *)1) != 0)
+        return 0;
+    rcuabi_cache |= RCUABI_CACHE_ADOPTED;
+    return 1;
+}
+
+void rcuabi_cache_on_exit(void (*step)(uint64_t word)) {
+    __atomic_store_n(&cache_exit_step, step, __ATOMIC_RELEASE); /* Ordering: pairs with cache_exit. */
+}
+
 void rcuabi_table_lock(void) { pthread_mutex_lock(&table_lock); }
 void rcuabi_table_unlock(void) { pthread_mutex_unlock(&table_lock); }
 
@@ -58,5 +84,6 @@ static void after_fork_child(void) {
 }
 
 __attribute__((constructor)) static void setup(void) {
+    (void)pthread_key_create(&cache_key, cache_exit);
     (void)pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }

@@ -139,23 +139,26 @@ enum DeferredBatches {
     private static let batchCallback: DeferredCallback = { head in
         // SAFETY: liburcu hands back the head `flush` queued: that of the batch's first slot; the
         // batch's slots are retired and nothing else uses them until they are released here.
-        var slot: UnsafeMutablePointer<HandleSlot>? = rcuabi_slot_of_head(head)
+        let first: UnsafeMutablePointer<HandleSlot> = rcuabi_slot_of_head(head)
+        var slot: UnsafeMutablePointer<HandleSlot>? = first
+        var last = first
         runDeferredBatch {
             var count: UInt64 = 0
             while let s = slot {
-                // Read the link before `release` reuses it. Ordering: relaxed; the batch's take
-                // (acquire) ordered the links.
+                // Ordering: relaxed; the batch's take (acquire) ordered the links.
                 let link = s.nextFree.pointee.load(ordering: .relaxed)
                 let nextSlot = link == HandleTable.noSlot ? nil : HandleTable.slot(at: link)
                 // The next slot is most likely not in this CPU's cache: start fetching it.
                 rcuabi_prefetch_for_write(nextSlot)
                 destroyOld(s)
-                HandleTable.release(s)
                 count += 1
+                last = s
                 slot = nextSlot
             }
             return count
         }
+        // The batch's slots (one shard's, still linked in order) go back to the table at once.
+        HandleTable.releaseChain(first, last)
         // Ordering: sequentially consistent; see the type's invariants.
         inFlight.pointee.subtract(1, ordering: .sequentiallyConsistent)
         for shard in 0..<HandleTable.shards

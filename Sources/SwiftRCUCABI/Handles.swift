@@ -60,7 +60,12 @@ extension UnsafeMutablePointer where Pointee == rcuabi_slot {
 ///   or else another shard's `ready`, or else adds a segment. So slots are reused batch by batch
 ///   in the order they were released (a slot waits at least until the batch before its own was
 ///   taken again), and neither taking nor returning a slot takes a lock in the common case;
-/// - only `refill` changes an empty `ready` (a taker leaves an empty list alone).
+/// - only `refill` changes an empty `ready` (a taker leaves an empty list alone);
+/// - besides the lists, free slots lie in threads' caches (`rcuabi_cache`, at most
+///   `RCUABI_CACHE_SLOTS` each): a writer takes a chain of its shard's `ready` at once and
+///   releases into its own cache while it has room; a thread's cache goes back onto the
+///   `returned` lists when it exits (in a forked child, the caches of the threads left behind
+///   are lost: at most `RCUABI_CACHE_SLOTS` slots each).
 enum HandleTable {
     static let segmentShift = Int(RCUABI_SEGMENT_SHIFT)
     static let segmentSize = Int(RCUABI_SEGMENT_SLOTS)
@@ -139,47 +144,125 @@ enum HandleTable {
 
     /// Takes a free slot for a new handle of `kind`; the handle is not live until `publish`.
     /// Returns `nil` when no memory or no slot is left.
+    ///
+    /// From the calling thread's cache (see `rcuabi_cache`), which it refills with up to
+    /// `RCUABI_CACHE_SLOTS` slots of its shard's `ready` list in one compare-exchange; a thread
+    /// that cannot adopt a cache takes one slot at a time.
+    @inline(__always)
     static func reserve(_ kind: HandleKind) -> (slot: UnsafeMutablePointer<HandleSlot>, handle: UInt)? {
-        let shard = UInt32(truncatingIfNeeded: rcushim_writer_serial()) & (shards - 1)
-        var index = takeReady(shard)
-        while index == noSlot {
-            guard refill(shard) else { return nil }
-            index = takeReady(shard)
+        let cache = rcuabi_cache_word()
+        // SAFETY: the calling thread's own word (initial-exec TLS), touched by no other thread.
+        let word = cache.pointee
+        let index: UInt32
+        if _fastPath(word & cacheCountMask != 0) {
+            index = UInt32(truncatingIfNeeded: word)
+            let count = (word & cacheCountMask) - (1 << 32)
+            // Ordering: relaxed; the cached slots are this thread's alone.
+            let next = count == 0 ? noSlot : slotAddress(index).nextFree.pointee.load(ordering: .relaxed)
+            cache.pointee = (word & cacheAdopted) | count | UInt64(next)
+        } else {
+            guard let taken = reserveSlow(word) else { return nil }
+            index = taken
         }
         // The slot is ours now: nothing else touches its generation or shard.
         let slot = slotAddress(index)
         let generation = slot.pointee.generation
         slot.pointee.generation = generation == UInt32.max ? 1 : generation + 1
-        slot.pointee.shard = shard
+        slot.pointee.shard = UInt32(truncatingIfNeeded: rcushim_writer_serial()) & (shards - 1)
         let handle = UInt64(generation) << 32 | UInt64(index) << 2 | kind.rawValue
         return (slot, UInt(handle))
     }
 
-    /// Takes the first slot off shard `shard`'s `ready`; `noSlot` when it is empty.
+    static let cacheAdopted = UInt64(RCUABI_CACHE_ADOPTED)
+    static let cacheCountMask: UInt64 = 0xFFFF << 32
+    static let cacheLimit = UInt64(RCUABI_CACHE_SLOTS)
+
+    /// `reserve` with an empty cache (word `word`): takes a chain of slots off the shard's
+    /// `ready` (refilling it when empty), keeps all but the first in the cache and returns the
+    /// first; `nil` when the table is full or memory is out.
+    @inline(never)
+    private static func reserveSlow(_ word: UInt64) -> UInt32? {
+        var adopted = word & cacheAdopted != 0
+        if !adopted {
+            // First cache of this thread: the exit step that returns it is set once, here.
+            rcuabi_cache_on_exit(returnCache)
+            adopted = rcuabi_cache_adopt() != 0
+        }
+        let shard = UInt32(truncatingIfNeeded: rcushim_writer_serial()) & (shards - 1)
+        let want = adopted ? UInt32(cacheLimit) + 1 : 1
+        var chain = takeReady(shard, upTo: want)
+        while chain.first == noSlot {
+            guard refill(shard) else { return nil }
+            chain = takeReady(shard, upTo: want)
+        }
+        if chain.count > 1 {
+            // Ordering: relaxed; the chain is this thread's alone since the take.
+            let rest = slotAddress(chain.first).nextFree.pointee.load(ordering: .relaxed)
+            rcuabi_cache_word().pointee = cacheAdopted | UInt64(chain.count - 1) << 32 | UInt64(rest)
+        }
+        return chain.first
+    }
+
+    /// The exit step of a thread's cache: its slots go back to the table's lists.
+    private static let returnCache: @convention(c) (UInt64) -> Void = { word in
+        var index = UInt32(truncatingIfNeeded: word)
+        var count = (word & cacheCountMask) >> 32
+        while count > 0 {
+            let slot = slotAddress(index)
+            // Ordering: relaxed; the slots are this thread's alone (read before `release` relinks).
+            index = slot.nextFree.pointee.load(ordering: .relaxed)
+            releaseToList(slot)
+            count -= 1
+        }
+    }
+
+    /// Takes the first `upTo` (at least 1) slots off shard `shard`'s `ready` in one
+    /// compare-exchange, fewer when the list is shorter: the first one and how many (their links
+    /// chain them; the last one's link means nothing to the taker); `noSlot` when it is empty.
+    ///
+    /// The links of the slots on `ready` do not change while they are on it, and a slot leaves
+    /// it only by a take, which moves the tag on: so a walk that raced with another take may read
+    /// anything, but then its compare-exchange fails. The walk stops at an index whose segment
+    /// does not exist, which only such a race can produce.
     @inline(__always)
-    private static func takeReady(_ shard: UInt32) -> UInt32 {
+    private static func takeReady(_ shard: UInt32, upTo: UInt32) -> (first: UInt32, count: UInt32) {
         let ready = ready(shard)
         // Ordering: acquire pairs with the release store in `refill` (through the release sequence
         // of the takes since), so the links of the list are visible.
         var head = ready.pointee.load(ordering: .acquiring)
         while true {
-            let index = UInt32(truncatingIfNeeded: head)
-            if index == noSlot { return noSlot }
-            // Ordering: relaxed; if another thread took the slot since `head` was read, this may be
-            // anything, but then the tag has changed and the exchange below fails.
-            let next = slotAddress(index).nextFree.pointee.load(ordering: .relaxed)
+            let first = UInt32(truncatingIfNeeded: head)
+            if first == noSlot { return (noSlot, 0) }
+            var count: UInt32 = 1
+            // Ordering: relaxed; see above (a stale link makes the exchange below fail).
+            var next = slotAddress(first).nextFree.pointee.load(ordering: .relaxed)
+            while count < upTo, next != noSlot, let slot = existingSlot(next) {
+                count += 1
+                next = slot.nextFree.pointee.load(ordering: .relaxed)
+            }
             let desired = ((head >> 32) &+ 1) << 32 | UInt64(next)
             // Ordering: acquire-release, to continue the release sequence that publishes the links.
             let (exchanged, original) = ready.pointee.compareExchange(
                 expected: head, desired: desired, successOrdering: .acquiringAndReleasing, failureOrdering: .acquiring)
             if exchanged {
                 // The next taker's slot (and its link) is most likely not in this CPU's cache:
-                // start fetching it now, so the next update does not wait for it.
-                if next != noSlot { rcuabi_prefetch_for_write(slotAddress(next)) }
-                return index
+                // start fetching it now.
+                if next != noSlot, let slot = existingSlot(next) { rcuabi_prefetch_for_write(slot) }
+                return (first, count)
             }
             head = original
         }
+    }
+
+    /// The slot at `index` if its segment exists, else nil (an index from a racing read).
+    @inline(__always)
+    private static func existingSlot(_ index: UInt32) -> UnsafeMutablePointer<HandleSlot>? {
+        let i = Int(index)
+        guard i >> segmentShift < directorySize else { return nil }
+        // Ordering: acquire pairs with the release store that published the segment.
+        let base = directory[i >> segmentShift].load(ordering: .acquiring)
+        guard let segment = UnsafeMutablePointer<HandleSlot>(bitPattern: base) else { return nil }
+        return segment + (i & (segmentSize - 1))
     }
 
     /// With the table lock held: when shard `shard`'s `ready` is still empty, fills it with a
@@ -248,8 +331,41 @@ enum HandleTable {
     }
 
     /// Returns a retired or never-published slot to the free lists. For a retired slot, call only
-    /// after a grace period has passed since `retire`.
+    /// after a grace period has passed since `retire`. Into the calling thread's cache while it
+    /// has room (a writer that also frees), else onto its shard's `returned` list.
+    @inline(__always)
     static func release(_ slot: UnsafeMutablePointer<HandleSlot>) {
+        let cache = rcuabi_cache_word()
+        // SAFETY: the calling thread's own word (initial-exec TLS), touched by no other thread.
+        let word = cache.pointee
+        if word & cacheAdopted != 0, (word & cacheCountMask) >> 32 < cacheLimit {
+            // Ordering: relaxed; the slot is this thread's from now on.
+            slot.nextFree.pointee.store(UInt32(truncatingIfNeeded: word), ordering: .relaxed)
+            cache.pointee = cacheAdopted | ((word & cacheCountMask) + (1 << 32)) | UInt64(slot.pointee.index)
+            return
+        }
+        releaseToList(slot)
+    }
+
+    /// `releaseToList` for a chain of slots of one shard linked through `nextFree`, from `first`
+    /// to `last`, with one compare-exchange.
+    static func releaseChain(_ first: UnsafeMutablePointer<HandleSlot>, _ last: UnsafeMutablePointer<HandleSlot>) {
+        let index = first.pointee.index
+        let returned = returned(first.pointee.shard)
+        // Ordering: relaxed; the exchange below publishes the links.
+        var head = returned.pointee.load(ordering: .relaxed)
+        while true {
+            last.nextFree.pointee.store(UInt32(truncatingIfNeeded: head), ordering: .relaxed)
+            // Ordering: release, as in `releaseToList`.
+            let (exchanged, original) = returned.pointee.compareExchange(
+                expected: head, desired: UInt64(index), successOrdering: .releasing, failureOrdering: .relaxed)
+            if exchanged { return }
+            head = original
+        }
+    }
+
+    /// `release` onto the `returned` list of the slot's shard.
+    static func releaseToList(_ slot: UnsafeMutablePointer<HandleSlot>) {
         let index = slot.pointee.index
         let returned = returned(slot.pointee.shard)
         // Ordering: relaxed; the exchange below publishes the link.

@@ -134,6 +134,28 @@ void rcuabi_batch_unlock(uint32_t shard) __attribute__((visibility("hidden")));
 /* Asks the CPU to fetch the cache line at `p` for writing (a hint: any address, nothing faults). */
 static inline void rcuabi_prefetch_for_write(const void *_Nullable p) { __builtin_prefetch(p, 1, 3); }
 
+/*
+ * The calling thread's slot cache (used by Handles.swift, which says how): free slots a writer
+ * took off its shard's `ready` list in one move, and slots it released itself, linked through
+ * `next_free`, so that reserving and releasing a slot take no atomic read-modify-write in the
+ * common case. `rcuabi_cache` is `RCUABI_CACHE_ADOPTED | count << 32 | head`: `head` is the first
+ * slot of the chain (its first `count` slots are the cache; the last one's link means nothing),
+ * RCUABI_CACHE_ADOPTED is set once the thread cached (then rcuabi_cache_adopt registered its exit
+ * step); only the owning thread touches it. Initial-exec TLS: one word, no call to reach it.
+ */
+#define RCUABI_CACHE_SLOTS 32
+#define RCUABI_CACHE_ADOPTED (1ULL << 63)
+extern __thread uint64_t rcuabi_cache __attribute__((tls_model("initial-exec"), visibility("hidden")));
+static inline uint64_t *rcuabi_cache_word(void) { return &rcuabi_cache; }
+
+/* Registers the calling thread's cache for its exit: the exit step set by rcuabi_cache_on_exit
+ * gets the cache word then (and the word is cleared), so cached slots go back to the table.
+ * Returns 1 with RCUABI_CACHE_ADOPTED set; 0 (out of memory), adopting nothing: then the thread
+ * must not cache. */
+int rcuabi_cache_adopt(void) __attribute__((visibility("hidden")));
+/* Sets the exit step of every adopted cache (once, before any thread caches). */
+void rcuabi_cache_on_exit(void (*_Nonnull step)(uint64_t word)) __attribute__((visibility("hidden")));
+
 /* The lock of the table's growth and of refilling a shard's `ready` list; held across fork (its
  * own fork handlers) so that a forked child finds the table consistent. */
 void rcuabi_table_lock(void) __attribute__((visibility("hidden")));
