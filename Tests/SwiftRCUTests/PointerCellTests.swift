@@ -2,6 +2,7 @@
 // through it; one barrier waits for the deferred releases of both.
 // SPDX-License-Identifier: LGPL-2.1-or-later
 
+import CSwiftRCUABI
 import CSwiftRCUCore
 import Glibc
 import Synchronization
@@ -71,5 +72,27 @@ struct PointerCellTests {
         #expect(counter.pointee.load(ordering: .relaxed) == n)
         #expect(swiftrcu_free(p) == SWIFTRCU_OK)
         #expect(counter.pointee.load(ordering: .relaxed) == n + 1)
+    }
+
+    @Test func threadsGiveTheirCachedSlotsBackWhenTheyExit() async {
+        // Each writer thread caches up to RCUABI_CACHE_SLOTS free slots; if an exiting thread
+        // kept its cache, 600 of them would strand over 18,000 slots and the table would grow
+        // past four segments of 4096. In a process of its own, so no other test's handles count.
+        await #expect(processExitsWith: .success) {
+            let p = UInt(bitPattern: swiftrcu_new(nil, nil, nil))
+            for _ in 0..<600 {
+                TestThread.start {
+                    let p = OpaquePointer(bitPattern: p)
+                    var old: swiftrcu_old_ref?
+                    for i in 1...3 {
+                        _ = swiftrcu_replace(p, UnsafeMutableRawPointer(bitPattern: i), &old)
+                        _ = swiftrcu_old_free(old)
+                    }
+                }.join()
+            }
+            // SAFETY: a plain read of the count; no other thread runs any more.
+            let segments = rcuabi_segment_count_word().pointee
+            exit(segments <= 2 ? 0 : 1)
+        }
     }
 }
