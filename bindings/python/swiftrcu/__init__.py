@@ -16,8 +16,9 @@ the previous one after a grace period, when no reader can still be using it::
 
 The package's modules, by concern: ``_library`` finds and opens the C library, ``_ffi`` declares
 its functions, ``_errors`` holds the exceptions, ``_release`` who holds published objects and how
-they are released, ``_guard`` the read side, ``_rcu`` Rcu and RcuOld, ``_process`` interpreter exit
-and fork(). The guide is docs/python.md in the source tree.
+they are released, ``_guard`` the read side, ``_rcu`` Rcu and RcuOld, ``_writer`` the writer locks
+and the refusal of a wait that would close a cycle of writers, ``_process`` interpreter exit and
+fork(). The guide is docs/python.md in the source tree.
 """
 
 from ._errors import ClosedError, DeadlockError, RcuError

@@ -28,7 +28,8 @@ class RcuError(RuntimeError):
 
 class DeadlockError(RcuError):
     """The call would wait forever (``SWIFTRCU_EDEADLK``): a grace-period wait inside a read-side
-    section, or a write to an Rcu from inside its own copy_update function. Nothing changed."""
+    section, a write to an Rcu from inside its own copy_update function, or a write that would
+    close a cycle of writers waiting for each other's locks. Nothing changed."""
 
     def __init__(self, status: int = EDEADLK, detail: Optional[str] = None) -> None:
         super().__init__(status, detail)

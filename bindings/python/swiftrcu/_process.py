@@ -22,7 +22,8 @@ grace period. So a ``before`` hook, run while the GIL can still be released:
    while waiting for the lock this keeps. Skipped inside a read-side section of the forking
    thread (such a wait would be for this thread itself; see the guide).
 
-In the child the writer locks held by threads that do not exist there are renewed.
+In the child the writer locks held by threads that do not exist there are renewed, and those
+threads' waits for writer locks are forgotten (see ``_writer``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from . import _ffi
 from ._library import declare
 from ._rcu import all_rcus
 from ._release import drain_stash, state
+from ._writer import forget_other_threads
 
 #: Seconds the exit handler (and the preparation of a fork) waits for pending deferred
 #: releases, unless the environment variable SWIFTRCU_EXIT_TIMEOUT says otherwise.
@@ -142,6 +144,7 @@ def _after_fork_in_child() -> None:
         # forking thread keeps the ones it holds.
         if not rcu._writer._is_owned():  # type: ignore[attr-defined]
             rcu._writer = threading.RLock()
+    forget_other_threads()
     state.forking = False
     drain_stash()
 

@@ -20,6 +20,23 @@ inside a read-side section, then publishes with ``swiftrcu_replace``. It does no
 (KeyboardInterrupt, RecursionError), ctypes would hand the library an uninitialised return value,
 which it would publish. Who holds the objects, and why an interrupted write stays consistent, is
 told in ``_release``.
+
+The rule for writers that wait for each other: a write that would wait for a writer lock whose
+holder waits, directly or through other writers, for a writer lock this thread holds (``fn`` of
+``a.copy_update`` calls ``b.replace`` while ``fn`` of ``b.copy_update`` calls ``a.replace`` on
+another thread) raises DeadlockError and changes nothing. One writer of such a cycle is refused,
+the last to start waiting; the others go on once it has unwound. How the cycle is found without
+trusting anything an async exception could leave stale is told in ``_writer``.
+
+A write takes its lock with ``acquire(False)`` and waits (``_writer.wait``) only when that fails,
+both inside the ``try`` whose ``finally`` releases the lock. (Not ``with self._writer``: its
+``__enter__`` would wait without a time limit, so a cycle could never be noticed.) An async
+exception can land right after any call returns, the acquire's included, before the write has
+noted anything. So the ``finally`` does not ask whether the lock is held (a second call, after
+which another interrupt could land) but calls ``release()`` at once, with no call before it. The
+write started without holding the lock (``_enter_write`` checked ``_is_owned()``), so
+``release()`` either releases exactly what this write took or, when it took nothing (refused, or
+interrupted before it had the lock), raises RuntimeError, which the ``finally`` ignores.
 """
 
 from __future__ import annotations
@@ -34,6 +51,7 @@ from ._errors import ClosedError, DeadlockError, RcuError, error
 from ._guard import Guard, stacks
 from ._library import GuardStruct
 from ._release import DESTROY, RcuOld, _State, blank_old, pool, state
+from ._writer import wait
 
 T = TypeVar("T")
 
@@ -235,8 +253,11 @@ class Rcu(Generic[T]):
             return None
         return old
 
-    def _enter_write(self, what: str) -> ctypes.c_void_p:
-        if self._writer._is_owned():  # type: ignore[attr-defined]
+    def _enter_write(self, what: str, writer: Any) -> ctypes.c_void_p:
+        """Refuses a write to this Rcu from inside its own copy_update, and one to a closed Rcu.
+        On return this thread does not hold `writer`, so the write's ``finally`` releases
+        exactly what the write took."""
+        if writer._is_owned():
             raise DeadlockError(_ffi.EDEADLK, f"{what}() from inside this Rcu's own copy_update()")
         ptr = self._ptr
         if ptr is None:
@@ -248,9 +269,16 @@ class Rcu(Generic[T]):
         None. Publishing the current object again changes nothing and returns None. Readers
         that already dereferenced keep the previous object. Never waits for a grace period, so
         it is allowed inside a read-side section.
+
+        Raises DeadlockError, changing nothing, from inside this Rcu's own copy_update, and when
+        waiting for this Rcu's writer lock would close a cycle of writers waiting for each
+        other's locks (see the module).
         """
-        self._enter_write("replace")
-        with self._writer:
+        writer = self._writer
+        self._enter_write("replace", writer)
+        try:
+            if not writer.acquire(False):
+                wait(writer, "replace")
             ptr = self._ptr
             if ptr is None:
                 raise ClosedError()
@@ -258,6 +286,11 @@ class Rcu(Generic[T]):
             if new is self._value:
                 return None
             return self._publish_locked(ptr, new)
+        finally:
+            try:  # first, with no call before it (see the module)
+                writer.release()
+            except RuntimeError:  # not taken: refused, or interrupted before it was
+                pass
 
     def copy_update(self, fn: Callable[[Optional[T]], Optional[T]]) -> Optional[RcuOld[T]]:
         """Publishes ``fn(current)``, with this Rcu's other writers excluded while `fn` runs.
@@ -265,10 +298,14 @@ class Rcu(Generic[T]):
         `fn` runs inside a read-side section. Returning `current` itself publishes nothing and
         returns None. An exception raised by `fn` publishes nothing and propagates. Writing
         this Rcu from inside `fn` raises DeadlockError, as do calls that wait for a grace
-        period.
+        period, and so does a write (here or inside `fn`) whose wait for a writer lock would
+        close a cycle of writers (see the module).
         """
-        self._enter_write("copy_update")
-        with self._writer:
+        writer = self._writer
+        self._enter_write("copy_update", writer)
+        try:
+            if not writer.acquire(False):
+                wait(writer, "copy_update")
             ptr = self._ptr
             if ptr is None:
                 raise ClosedError()
@@ -286,20 +323,29 @@ class Rcu(Generic[T]):
                 return self._publish_locked(ptr, new)
             finally:
                 _ffi.read_unlock(where)
+        finally:
+            try:  # first, with no call before it (see the module)
+                writer.release()
+            except RuntimeError:  # not taken: refused, or interrupted before it was
+                pass
 
     def close(self) -> None:
         """Unpublishes the current object, waits until readers that may hold it have left their
         sections, and releases it. The Rcu is closed from the start of the wait on.
 
-        Raises DeadlockError inside a read-side section (nothing changes), and ClosedError when
-        already closed.
+        Raises DeadlockError inside a read-side section and when its wait for the writer lock
+        would close a cycle of writers (nothing changes then), and ClosedError when already
+        closed.
         """
-        ptr = self._enter_write("close")
+        writer = self._writer
+        ptr = self._enter_write("close", writer)
         if _ffi.in_read_section():
             raise DeadlockError(_ffi.EDEADLK, "close() waits for a grace period")
         # Unpublish under the writer lock, then wait for the readers of the last object. The
         # handle stays with the reader (publishing NULL), which recycles it when it is gone.
-        with self._writer:
+        try:
+            if not writer.acquire(False):
+                wait(writer, "close")
             ptr = self._ptr  # type: ignore[assignment]
             if ptr is None:
                 raise ClosedError()
@@ -307,6 +353,11 @@ class Rcu(Generic[T]):
             old = self._publish_locked(ptr, None) if self._value is not None else None
             self._ptr = None
             reader, self.read = self.read, _read_closed
+        finally:
+            try:  # first, with no call before it (see the module)
+                writer.release()
+            except RuntimeError:  # not taken: refused, or interrupted before it was
+                pass
         _retire_reader(reader, ptr)
         del reader
         if old is not None:

@@ -190,6 +190,184 @@ def test_keyboard_interrupts_during_writes_leave_the_rcu_consistent() -> None:
     assert counts["leaked"] == 0, counts
 
 
+# Ctrl-C while writers wait for each other's locks: two Rcus written in one order (r, then s
+# inside a copy_update of r), threads that hold the locks for milliseconds, so that the main
+# thread's writes keep waiting (in _writer.wait) and walking the wait-for chain while interrupts
+# land, also just after its acquire returned. No cycle exists: no write may be refused.
+INTERRUPTED_WAITS = textwrap.dedent("""
+    import faulthandler, gc, json, os, random, signal, sys, threading, time, weakref
+    import swiftrcu
+
+    faulthandler.dump_traceback_later(100, exit=True)
+    PACKAGE = os.path.dirname(swiftrcu.__file__)
+
+    class Item:
+        __slots__ = ("n", "__weakref__")
+        def __init__(self, n):
+            self.n = n
+
+    live = weakref.WeakSet()
+    def make(n):
+        item = Item(n)
+        live.add(item)
+        return item
+
+    r, s = swiftrcu.Rcu(make(0)), swiftrcu.Rcu(make(0))
+    counts = {"raised": 0, "in_wait": 0, "holding_in_wait": 0, "in_walk": 0, "caught": 0,
+              "ops": 0, "other_ops": 0, "refused": []}
+    running = True
+
+    def handler(signum, frame):
+        f, inside, waiting, holding, walking = frame, False, False, False, False
+        while f is not None:
+            code = f.f_code
+            if code.co_name == "__del__":
+                break
+            if code.co_filename.startswith(PACKAGE) and code.co_name == "wait":
+                waiting = True
+                holding = f.f_locals["lock"]._is_owned()  # its acquire has just returned True
+            if code.co_filename.startswith(PACKAGE) and code.co_name == "_walk":
+                walking = True
+            if code.co_name == "update" or (code.co_filename.startswith(PACKAGE)
+                                            and code.co_name in ("replace", "copy_update")):
+                inside = True
+            f = f.f_back
+        else:
+            # 9 in 10 interrupts that find the main thread waiting are let through, so that
+            # its waits also last long enough to look for cycles; those that land right after
+            # its acquire returned, or inside a look for a cycle, are all raised.
+            if inside and (holding or walking or not waiting or random.random() < 0.1):
+                counts["raised"] += 1
+                counts["in_wait"] += waiting
+                counts["holding_in_wait"] += holding
+                counts["in_walk"] += walking
+                raise KeyboardInterrupt
+            if inside:
+                return
+        if random.random() < 0.3:
+            signal.pthread_kill(main, signal.SIGINT)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGALRM, handler)
+    sys.setswitchinterval(0.0001)
+    main = threading.main_thread().ident
+
+    def slow(hold):
+        def fn(current):
+            time.sleep(random.random() * hold)
+            return make(current.n + 1)
+        return fn
+
+    def holder_of_s():  # s alone, for up to 20 ms: longer than a waiter's tick
+        while running:
+            try:
+                s.copy_update(slow(0.02)).defer()
+                counts["other_ops"] += 1
+            except swiftrcu.DeadlockError as exc:
+                counts["refused"].append(str(exc))
+
+    def holder_of_r():  # r, then s inside it
+        def fn(current):
+            time.sleep(random.random() * 0.005)
+            old = s.replace(make(-1))
+            if old is not None:
+                old.defer()
+            return make(current.n + 1)
+        while running:
+            try:
+                r.copy_update(fn).defer()
+                counts["other_ops"] += 1
+            except swiftrcu.DeadlockError as exc:
+                counts["refused"].append(str(exc))
+
+    def reader():
+        while running:
+            for rcu in (r, s):
+                value = rcu.read()
+                assert value is None or type(value) is Item, value
+
+    def update(current):  # r, then s inside it, like holder_of_r
+        old = s.replace(make(-2))
+        if old is not None:
+            old.defer()
+        return make(current.n + 1 if current is not None else 0)
+
+    threads = [threading.Thread(target=f) for f in (holder_of_s, holder_of_r, reader)]
+    for t in threads:
+        t.start()
+    signal.setitimer(signal.ITIMER_REAL, 0.0003, 0.0003)
+    end = time.monotonic() + float(sys.argv[1] if len(sys.argv) > 1 else 3)
+    i, old = 0, None
+    while True:
+        try:
+            while time.monotonic() < end:
+                i += 1
+                op = i % 4
+                if op == 0:
+                    old = r.replace(make(i))
+                    if old is not None:
+                        old.defer()
+                elif op == 1:
+                    old = s.replace(make(i))
+                    if old is not None:
+                        old.free()
+                elif op == 2:
+                    old = r.copy_update(update)
+                    if old is not None:
+                        old.defer()
+                else:
+                    old = s.copy_update(lambda current: make(i))
+                    old = None  # collected: deferred
+                counts["ops"] += 1
+            break
+        except KeyboardInterrupt:
+            counts["caught"] += 1
+        except swiftrcu.DeadlockError as exc:
+            counts["refused"].append(str(exc))
+    running = False
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for t in threads:
+        t.join(30)
+    counts["hung"] = [t.name for t in threads if t.is_alive()]
+    # Both Rcus usable afterwards, with no false DeadlockError, from this thread and another.
+    def write_both():
+        for rcu in (r, s):
+            old = rcu.replace(make(-3))
+            if old is not None:
+                old.free()
+            old = rcu.copy_update(lambda current: make(-4))
+            if old is not None:
+                old.free()
+    write_both()
+    other = threading.Thread(target=write_both)
+    other.start()
+    other.join(30)
+    counts["hung"] += ["final writer"] if other.is_alive() else []
+    swiftrcu.synchronize()
+    r.close()
+    s.close()
+    del old, r, s
+    for _ in range(3):
+        swiftrcu.barrier()
+        gc.collect()
+    counts["leaked"] = len(live)
+    print(json.dumps(counts))
+""")
+
+
+def test_keyboard_interrupts_while_writers_wait_for_each_other() -> None:
+    done = run_python(INTERRUPTED_WAITS, library_env(), timeout=150)
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert counts["refused"] == [], counts  # no cycle: a refusal would be false
+    assert counts["hung"] == [], counts
+    assert counts["raised"] > 100 and counts["in_wait"] > 10, counts  # they landed in waits
+    assert counts["holding_in_wait"] + counts["in_walk"] > 0, counts
+    assert counts["ops"] > 0 and counts["other_ops"] > 0, counts
+    assert counts["leaked"] == 0, counts
+
+
 FORK_WHILE_WAITING = textwrap.dedent("""
     import multiprocessing, os, subprocess, sys, threading, time
     import swiftrcu
