@@ -347,8 +347,8 @@ enum HandleTable {
         releaseToList(slot)
     }
 
-    /// `releaseToList` for a chain of slots of one shard linked through `nextFree`, from `first`
-    /// to `last`, with one compare-exchange.
+    /// Returns a chain of slots of one shard, linked through `nextFree` from `first` to `last`,
+    /// onto that shard's `returned` list with one compare-exchange.
     static func releaseChain(_ first: UnsafeMutablePointer<HandleSlot>, _ last: UnsafeMutablePointer<HandleSlot>) {
         let index = first.pointee.index
         let returned = returned(first.pointee.shard)
@@ -356,7 +356,9 @@ enum HandleTable {
         var head = returned.pointee.load(ordering: .relaxed)
         while true {
             last.nextFree.pointee.store(UInt32(truncatingIfNeeded: head), ordering: .relaxed)
-            // Ordering: release, as in `releaseToList`.
+            // Ordering: release pairs with the acquire exchange in `takeReturned`, so the links
+            // and everything done with the slots before their release are visible to their next
+            // takers.
             let (exchanged, original) = returned.pointee.compareExchange(
                 expected: head, desired: UInt64(index), successOrdering: .releasing, failureOrdering: .relaxed)
             if exchanged { return }
@@ -365,21 +367,7 @@ enum HandleTable {
     }
 
     /// `release` onto the `returned` list of the slot's shard.
-    static func releaseToList(_ slot: UnsafeMutablePointer<HandleSlot>) {
-        let index = slot.pointee.index
-        let returned = returned(slot.pointee.shard)
-        // Ordering: relaxed; the exchange below publishes the link.
-        var head = returned.pointee.load(ordering: .relaxed)
-        while true {
-            slot.nextFree.pointee.store(UInt32(truncatingIfNeeded: head), ordering: .relaxed)
-            // Ordering: release pairs with the acquire exchange in `takeReturned`, so this link
-            // and everything done with the slot before its release are visible to its next taker.
-            let (exchanged, original) = returned.pointee.compareExchange(
-                expected: head, desired: UInt64(index), successOrdering: .releasing, failureOrdering: .relaxed)
-            if exchanged { return }
-            head = original
-        }
-    }
+    static func releaseToList(_ slot: UnsafeMutablePointer<HandleSlot>) { releaseChain(slot, slot) }
 
     /// `release` by handle: the slot of a reserved or retired handle.
     static func release(_ handle: UInt) {
