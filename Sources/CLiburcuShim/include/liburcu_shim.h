@@ -124,7 +124,7 @@ struct rcushim_thread {
 /*
  * EXPORTED-FROM-SHIM: the calling thread's state, through one pointer in initial-exec TLS. Only
  * a few words use the initial-exec model (a load relative to the thread pointer, no call): this
- * pointer, the thread's serial and its fork-preparation flag. The state itself (2 KiB) is on the
+ * pointer, the thread's serial and its fork-preparation flag. The state itself (2.5 KiB) is on the
  * heap and liburcu's variables keep the default model, so the library's TLS segment stays small
  * (under 64 bytes) and it still loads with dlopen. Until
  * the thread has its state, and after it has exited, the pointer names a shared placeholder whose
