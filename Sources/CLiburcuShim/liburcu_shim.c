@@ -8,6 +8,7 @@
 #include "liburcu_shim.h"
 
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,8 +205,58 @@ static void on_thread_exit(void *unused) {
     free(t);
 }
 
-/* Whether before_fork took gp_fork_lock (it does not when that could deadlock, see there). */
+/* Whether before_fork took gp_fork_lock (it does not when that could deadlock, see there), and
+ * whether it found no fast-path grace-period wait in progress (see gp_gate). */
 static int fork_took_gp_lock;
+static int fork_drained;
+
+/*
+ * The fast path of a grace-period wait (rcushim_synchronize, for a thread with a state): instead
+ * of the two rwlocks, the waiter sets its state's `gp_waiting`, then looks at `gp_gate`; a thread
+ * that forks (or prepares a fork) closes the gate, then looks at every state's flag. Asymmetric
+ * fences order the two sides as liburcu orders its readers and writers: the waiter's is a
+ * compiler barrier when the process has sys_membarrier (the forker then issues one), else both
+ * use full fences. So either the waiter sees the gate closed and takes the locked path (which
+ * the forker holds off), or the forker sees the flag and waits until it is cleared.
+ *
+ * Invariants: `gp_gate` counts the threads that closed the gate (forking or having prepared a
+ * fork) and have not reopened it; only accessed atomically.
+ */
+static int gp_gate;
+
+/* A full fence on every thread of the process that runs now, or a full fence of this thread's
+ * where the fast path uses full fences itself. */
+static void gp_gate_fence(void) {
+    if (urcu_memb_has_sys_membarrier)
+        /* liburcu registered the process for it (and relies on it the same way). */
+        (void)syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0);
+    else
+        __atomic_thread_fence(__ATOMIC_SEQ_CST); /* Ordering: see gp_gate. */
+}
+
+/* Closes the gate to the fast path, then waits until no other thread is in a fast-path
+ * grace-period wait: for ever when `ms` is negative, else about `ms` milliseconds at most.
+ * Returns 1 when none is (the gate stays closed either way; gp_gate_open reopens it). */
+static int gp_gate_close_and_drain(int ms) {
+    __atomic_fetch_add(&gp_gate, 1, __ATOMIC_RELAXED); /* Ordering: the fence below orders it. */
+    gp_gate_fence();
+    struct rcushim_thread *self = own_state();
+    for (int waited = 0;; waited++) {
+        int busy = 0;
+        pthread_mutex_lock(&all_lock);
+        for (struct rcushim_thread *t = all_states; t != NULL && !busy; t = t->all_next)
+            /* Ordering: acquire pairs with the waiter's release store that clears the flag. */
+            busy = t != self && __atomic_load_n(&t->gp_waiting, __ATOMIC_ACQUIRE);
+        pthread_mutex_unlock(&all_lock);
+        if (!busy)
+            return 1;
+        if (ms >= 0 && waited >= ms * 20)
+            return 0;
+        usleep(50);
+    }
+}
+
+static void gp_gate_open(void) { __atomic_fetch_sub(&gp_gate, 1, __ATOMIC_RELEASE); /* Ordering: after the fork. */ }
 
 /* Takes gp_fork_lock for writing within about `ms` milliseconds; 0 when it could not. */
 static int gp_fork_lock_within(int ms) {
@@ -249,6 +300,13 @@ static void before_fork(void) {
     if (!fork_prepared && !in_section) {
         pthread_rwlock_wrlock(&sync_fork_lock);
         fork_prepared = 1; /* INVARIANT: held for writing */
+        (void)gp_gate_close_and_drain(-1);
+        fork_drained = 1;
+    } else if (!fork_prepared) {
+        /* Inside a read section a fast-path waiter may be waiting for this very thread. */
+        fork_drained = gp_gate_close_and_drain(20);
+    } else {
+        fork_drained = 1; /* rcushim_prepare_fork drained and keeps the gate closed */
     }
     /* Inside a read section, a thread waiting for a grace period (which holds gp_fork_lock for
      * reading) may be waiting for this very thread: do not wait for it beyond a moment. Then the
@@ -273,6 +331,7 @@ static void after_fork_parent(void) {
         fork_prepared = 0; /* INVARIANT: released next */
         pthread_rwlock_unlock(&sync_fork_lock);
     }
+    gp_gate_open();
     urcu_memb_call_rcu_after_fork_parent();
 }
 
@@ -315,8 +374,11 @@ static void after_fork_child(void) {
             p = &entry->next;
         }
     }
-    if (!fork_took_gp_lock)
+    if (!fork_took_gp_lock || !fork_drained)
         rcushim_gp_refused = 1; /* inherited by this child's own children */
+    gp_gate = 0; /* the threads that closed it are this one, or gone */
+    if (self_state != NULL)
+        self_state->gp_waiting = 0;
     /* Waiters for writer locks were other threads (the forking thread was not waiting). */
     waiters = NULL;
     pthread_mutex_init(&waiters_lock, NULL);
@@ -593,6 +655,23 @@ void rcushim_guard_moved(void) {
 int rcushim_synchronize(void) {
     if (rcushim_gp_refused)
         return -1;
+    /* The fast path (see gp_gate): no lock, unless a fork is under way. */
+    struct rcushim_thread *t = own_state();
+    if (t != NULL && !fork_prepared) {
+        __atomic_store_n(&t->gp_waiting, 1, __ATOMIC_RELAXED); /* Ordering: the fence below. */
+        if (t->membarrier)
+            __atomic_signal_fence(__ATOMIC_SEQ_CST); /* Ordering: the forker's membarrier. */
+        else
+            __atomic_thread_fence(__ATOMIC_SEQ_CST); /* Ordering: see gp_gate. */
+        if (__atomic_load_n(&gp_gate, __ATOMIC_RELAXED) == 0) {
+            urcu_memb_synchronize_rcu();
+            /* Ordering: release, so a forker that sees the flag cleared sees the wait done. */
+            __atomic_store_n(&t->gp_waiting, 0, __ATOMIC_RELEASE);
+            rcushim_stats_grace_period();
+            return 0;
+        }
+        __atomic_store_n(&t->gp_waiting, 0, __ATOMIC_RELEASE); /* Ordering: as above. */
+    }
     /* A thread that prepared a fork holds sync_fork_lock already (for writing). */
     int prepared = fork_prepared;
     if (!prepared)
@@ -611,6 +690,7 @@ void rcushim_prepare_fork(void) {
         return;
     pthread_rwlock_wrlock(&sync_fork_lock);
     fork_prepared = 1; /* INVARIANT: held for writing */
+    (void)gp_gate_close_and_drain(-1);
 }
 
 /* Aligned to a cache line: the release build places the read path's functions first in .text

@@ -73,6 +73,8 @@ extern "C" {
  *  - `local_counts` are this thread's share of the statistics counters that every update moves
  *    (see rcushim_stats.h); only this thread writes them (relaxed atomic stores), a reading of
  *    the statistics sums them (relaxed atomic loads);
+ *  - `gp_waiting` is 1 while this thread waits for a grace period on the fast path of
+ *    rcushim_synchronize (written by this thread only, read by a forking thread);
  *  - `all_prev` / `all_next` link every thread state that exists into one list (see
  *    rcushim_stats_sum_local), only touched with that list's lock held;
  *  - otherwise only the owning thread reads or writes the struct (the fork and exit handlers run
@@ -106,6 +108,7 @@ struct rcushim_thread {
     uint32_t last_cycle_length;
     uint64_t last_cycle[RCUSHIM_CYCLE_MAX];
     uint64_t local_counts[RCUSHIM_LOCAL_COUNT];
+    uint32_t gp_waiting;
     struct rcushim_thread *_Nullable all_prev;
     struct rcushim_thread *_Nullable all_next;
 };

@@ -14,7 +14,7 @@
  * (liburcu moves its queue into the child, and the header says so). The parent carries on and at the end every
  * object it published has been destroyed exactly once, in the parent.
  *
- * Six more cases run as fresh processes (this program again) with a timeout, as they may hang:
+ * Eight more cases run as fresh processes (this program again) with a timeout, as they may hang:
  *   - idle: fork() inside a read section with nothing pending (the child inherits the section);
  *   - pending: fork() inside a read section when a deferred destroy is pending;
  *   - other-holds: fork() while another thread holds a read section until fork has returned;
@@ -25,7 +25,11 @@
  *   - writer-busy: fork() while another thread is inside copy_update: the child replaces and
  *     copy_updates that pointer (the unfinished update is lost), forks again inside its own
  *     copy_update callback (the grandchild's forking thread keeps the lock, a new thread waits
- *     for it) and frees it; the parent's update completes.
+ *     for it) and frees it; the parent's update completes;
+ *   - gp-busy: 200 forks (outside any read section) while another thread waits for grace periods
+ *     back to back: each child synchronizes, frees and exits within its deadline;
+ *   - prepare-waits: swiftrcu_prepare_fork() returns only once a grace-period wait in progress
+ *     (another thread's, held up by a third thread's read section) has ended.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "rel.h"
@@ -593,6 +597,96 @@ static int fork_inside_deferred_destroy(void) {
     return 11; /* not reached: the fork in the destroy aborts the process */
 }
 
+/* gp-busy: a thread that waits for grace periods back to back, until told to stop. */
+static atomic_int gp_busy_stop;
+
+static void *gp_busy_waiter(void *arg) {
+    (void)arg;
+    while (!atomic_load(&gp_busy_stop))
+        if (swiftrcu_synchronize() != SWIFTRCU_OK)
+            return (void *)1;
+    return NULL;
+}
+
+static int fork_while_grace_periods_run(void) {
+    static int x, y;
+    swiftrcu_ptr *p = swiftrcu_new(&x, NULL, NULL);
+    if (p == NULL || swiftrcu_synchronize() != SWIFTRCU_OK)
+        return 20;
+    pthread_t w;
+    if (pthread_create(&w, NULL, gp_busy_waiter, NULL) != 0)
+        return 21;
+    int failed = 0;
+    for (int i = 0; i < 200 && !failed; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            /* A grace period cut short by the fork would leave liburcu's lock held: hang. */
+            alarm(5);
+            swiftrcu_old *old = NULL;
+            int ok = swiftrcu_synchronize() == SWIFTRCU_OK && swiftrcu_replace(p, &y, &old) == SWIFTRCU_OK &&
+                     swiftrcu_old_free(old) == SWIFTRCU_OK;
+            _exit(ok ? 0 : 1);
+        }
+        int status = 0;
+        if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            failed = 22;
+    }
+    atomic_store(&gp_busy_stop, 1);
+    void *rc = NULL;
+    pthread_join(w, &rc);
+    if (failed)
+        return failed;
+    return rc == NULL && swiftrcu_free(p) == SWIFTRCU_OK ? 0 : 23;
+}
+
+/* prepare-waits: phase 1 while the reader holds its section, 2 once it has left it. */
+static atomic_int pw_phase;
+
+static void *pw_reader(void *arg) {
+    (void)arg;
+    swiftrcu_guard g = swiftrcu_read_lock();
+    atomic_store(&pw_phase, 1);
+    usleep(300 * 1000);
+    atomic_store(&pw_phase, 2);
+    swiftrcu_read_unlock(&g);
+    return NULL;
+}
+
+static void *pw_waiter(void *arg) {
+    (void)arg;
+    /* A thread that used the library already (it has a state): its waits take the fast path. */
+    if (swiftrcu_thread_register() != SWIFTRCU_OK)
+        return (void *)1;
+    while (atomic_load(&pw_phase) < 1)
+        usleep(1000);
+    return swiftrcu_synchronize() == SWIFTRCU_OK ? NULL : (void *)1;
+}
+
+static int prepare_fork_waits_for_grace_periods(void) {
+    if (swiftrcu_synchronize() != SWIFTRCU_OK)
+        return 30;
+    pthread_t r, w;
+    if (pthread_create(&r, NULL, pw_reader, NULL) != 0 || pthread_create(&w, NULL, pw_waiter, NULL) != 0)
+        return 31;
+    while (atomic_load(&pw_phase) < 1)
+        usleep(1000);
+    usleep(100 * 1000); /* the waiter is in its grace-period wait, which waits for the reader */
+    if (swiftrcu_prepare_fork() != SWIFTRCU_OK)
+        return 32;
+    int phase = atomic_load(&pw_phase); /* 2: the wait in progress had ended */
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(swiftrcu_synchronize() == SWIFTRCU_OK ? 0 : 1);
+    int status = 0;
+    int child_ok = pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    void *rc = (void *)1;
+    pthread_join(r, NULL);
+    pthread_join(w, &rc);
+    if (phase != 2)
+        return 33;
+    return child_ok && rc == NULL ? 0 : 34;
+}
+
 /* Runs case `name` as a fresh process (this program again); its exit code, or -1 if it hung or died. */
 static int isolated(const char *name, double seconds, const char *what) {
     char outcome[96];
@@ -614,6 +708,10 @@ int main(int argc, char **argv) {
         return fork_while_grace_period_waits();
     if (rel_is_case(argc, argv, "in-destroy"))
         return fork_inside_deferred_destroy();
+    if (rel_is_case(argc, argv, "gp-busy"))
+        return fork_while_grace_periods_run();
+    if (rel_is_case(argc, argv, "prepare-waits"))
+        return prepare_fork_waits_for_grace_periods();
     int forks = (int)rel_arg(argc, argv, 1, 8);
     harness_watchdog(240);
     double start = rel_now();
@@ -642,6 +740,8 @@ int main(int argc, char **argv) {
     CHECK_EQ_INT(isolated("gp-waiting", 8,
                           "fork inside a read section while another thread waits for a grace period"),
                  0);
+    CHECK_EQ_INT(isolated("gp-busy", 60, "200 forks while another thread waits for grace periods back to back"), 0);
+    CHECK_EQ_INT(isolated("prepare-waits", 10, "prepare_fork waits for another thread's grace-period wait"), 0);
     {
         char path[] = "/tmp/swiftrcu-fork-XXXXXX";
         int fd = mkstemp(path);
