@@ -42,13 +42,16 @@ static struct registry_entry *registry_head;
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Held for reading around every liburcu call that takes liburcu's registry or grace-period locks
- * (register, unregister, synchronize), and for writing across fork, so that no such lock is held
- * by a thread that does not exist in the child. Never held across a barrier: liburcu's call_rcu
+ * (register, unregister, and synchronize on its locked path; its fast path is covered by the
+ * gate, see gp_gate), and for writing across fork, so that no such lock is held by a thread that
+ * does not exist in the child. Never held across a barrier: liburcu's call_rcu
  * threads are paused during fork and a barrier waits for them. */
 static pthread_rwlock_t gp_fork_lock = PTHREAD_RWLOCK_INITIALIZER;
 
-/* Held for reading around every grace-period wait (rcushim_synchronize), and for writing from
- * rcushim_prepare_fork, or else from before_fork, until the fork is done. It lets a binding wait
+/* Held for reading around every grace-period wait on the locked path of rcushim_synchronize (a
+ * thread without a state, or while the gate is closed), and for writing from
+ * rcushim_prepare_fork, or else from before_fork, until the fork is done (which also close the
+ * gate and wait for the fast-path waits). It lets a binding wait
  * for the grace periods in progress before fork() begins, without holding a lock of its own that
  * their readers may need (Python's interpreter lock), and without blocking first-use
  * registration, which takes only gp_fork_lock.
