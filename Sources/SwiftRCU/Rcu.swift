@@ -54,7 +54,7 @@ public final class Rcu<Value: AnyObject & Sendable>: @unchecked Sendable {
     /// `guard` proves; `body` must not let it escape unless it keeps a strong reference.
     @inlinable @inline(__always)
     public func dereference<R>(_ guard: borrowing RcuGuard, _ body: (Value?) throws -> R) rethrows -> R {
-        // Ordering: acquire pairs with the release half of the exchange in `publish`, so the
+        // Ordering: acquire pairs with the release store in `PointerCell.write`, so the
         // object's initialisation is visible before its fields are read.
         let bits = pointer.load(ordering: .acquiring)
         guard let raw = UnsafeRawPointer(bitPattern: bits) else { return try body(nil) }

@@ -23,7 +23,7 @@ import SwiftRCUTypes
 private func published(_ handle: UInt) -> UnsafeMutableRawPointer?? {
     guard let slot = HandleTable.lookup(handle, .ptr) else { return nil }
     // SAFETY: a slot from lookup lies in a segment that is never freed, and a live ptr slot holds
-    // its cell; `load` pairs with the writers' release exchange, so the object's initialisation is
+    // its cell; `load` pairs with the writers' release store, so the object's initialisation is
     // visible to the caller.
     return .some(UnsafeMutableRawPointer(bitPattern: slot.cell.load()))
 }

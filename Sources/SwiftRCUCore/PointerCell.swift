@@ -69,7 +69,7 @@ import Synchronization
     /// The object published now. Call inside a read-side critical section (or as the writer).
     @inlinable @inline(__always)
     public func load() -> UInt {
-        // Ordering: acquire pairs with the release half of the exchange in `write`, so the
+        // Ordering: acquire pairs with the release store in `write`, so the
         // object's initialisation is visible before its fields are read.
         published.pointee.load(ordering: .acquiring)
     }
@@ -102,9 +102,12 @@ import Synchronization
             let current = published.pointee.load(ordering: .relaxed)
             let new = try next(current)
             guard new != current else { return 0 }
-            // Ordering: release so readers that acquire-load `new` see it initialised; acquire so
-            // this thread owns the previous object's state before it is handed on.
-            return published.pointee.exchange(new, ordering: .acquiringAndReleasing)
+            // Ordering: release so readers that acquire-load `new` see it initialised. A store,
+            // not an exchange: only the holder of the writer lock changes the word (readers
+            // never write it), so `current` is what it replaces, and the lock's acquisition
+            // already ordered the previous writer's work (and `current`'s state) before ours.
+            published.pointee.store(new, ordering: .releasing)
+            return current
         }
     }
 
@@ -122,7 +125,7 @@ import Synchronization
     /// The end of a cell that no reader and no writer can reach any more (a grace period has
     /// passed since it became unreachable): takes its current object out and destroys it.
     public func destroyCurrent() {
-        // Ordering: acquire pairs with the last writer's release exchange.
+        // Ordering: acquire pairs with the last writer's release store.
         let object = published.pointee.exchange(0, ordering: .acquiring)
         var record = rcucore_retired()
         retire(object, into: &record)
