@@ -74,7 +74,8 @@ public func swiftrcu_new(
 ) -> swiftrcu_ptr_ref? {
     guard let (slot, handle) = HandleTable.reserve(.ptr) else { return nil }
     // The slot is ours until `publish` releases it with the stamp.
-    PointerCell.initialize(rcuabi_slot_cell(slot), object: UInt(bitPattern: object), destroy: destroy, context: context)
+    PointerCell.initialize(
+        rcuabi_slot_cell(slot), object: UInt(bitPattern: object), destroy: destroy, context: context)
     HandleTable.publish(slot, handle)
     return OpaquePointer(bitPattern: handle)
 }
