@@ -182,12 +182,8 @@ enum HandleTable {
     /// first; `nil` when the table is full or memory is out.
     @inline(never)
     private static func reserveSlow(_ word: UInt64) -> UInt32? {
-        var adopted = word & cacheAdopted != 0
-        if !adopted {
-            // First cache of this thread: the exit step that returns it is set once, here.
-            rcuabi_cache_on_exit(returnCache)
-            adopted = rcuabi_cache_adopt() != 0
-        }
+        // First cache of this thread: registered so that its exit returns it (`returnCache`).
+        let adopted = word & cacheAdopted != 0 || rcuabi_cache_adopt() != 0
         let shard = UInt32(truncatingIfNeeded: rcushim_writer_serial()) & (shards - 1)
         let want = adopted ? UInt32(cacheLimit) + 1 : 1
         var chain = takeReady(shard, upTo: want)
@@ -204,7 +200,7 @@ enum HandleTable {
     }
 
     /// The exit step of a thread's cache: its slots go back to the table's lists.
-    private static let returnCache: @convention(c) (UInt64) -> Void = { word in
+    fileprivate static let returnCache: @convention(c) (UInt64) -> Void = { word in
         var index = UInt32(truncatingIfNeeded: word)
         var count = (word & cacheCountMask) >> 32
         while count > 0 {
@@ -400,8 +396,9 @@ enum HandleTable {
         if count == 0 {
             segment = firstSegment
             // Before the first handle exists: every barrier (the Swift API's too) queues the
-            // batched old handles first.
+            // batched old handles first, and an exiting thread returns its cached slots.
             setBarrierPreparation(flushDeferredBatches)
+            rcuabi_cache_on_exit(returnCache)
         } else {
             var fresh: UnsafeMutableRawPointer?
             let size = MemoryLayout<HandleSlot>.stride * segmentSize

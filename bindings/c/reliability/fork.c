@@ -254,9 +254,9 @@ static void deferred_noop(void *p, void *c) {
     (void)c;
 }
 
-/* fork() inside a read section with a deferred destroy pending. Its stderr goes to the file
- * named by REL_CASE_STDERR, so the caller can check the library's warning. */
-static int fork_inside_section_with_pending(void) {
+/* Sends this process's stderr to the file named by REL_CASE_STDERR, when set, so the caller can
+ * read the library's message. */
+static void stderr_to_case_file(void) {
     const char *err = getenv("REL_CASE_STDERR");
     if (err != NULL) {
         int fd = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -265,6 +265,12 @@ static int fork_inside_section_with_pending(void) {
             close(fd);
         }
     }
+}
+
+/* fork() inside a read section with a deferred destroy pending. Its stderr goes to the file
+ * named by REL_CASE_STDERR, so the caller can check the library's warning. */
+static int fork_inside_section_with_pending(void) {
+    stderr_to_case_file();
     static int x, y;
     swiftrcu_ptr *p = swiftrcu_new(&x, deferred_noop, NULL);
     swiftrcu_guard g = swiftrcu_read_lock();
@@ -580,14 +586,7 @@ static void forking_destroy(void *p, void *c) {
 }
 
 static int fork_inside_deferred_destroy(void) {
-    const char *err = getenv("REL_CASE_STDERR");
-    if (err != NULL) {
-        int fd = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 2);
-            close(fd);
-        }
-    }
+    stderr_to_case_file();
     static int x, y;
     swiftrcu_ptr *p = swiftrcu_new(&x, forking_destroy, NULL);
     swiftrcu_old *old = NULL;
