@@ -5,9 +5,12 @@
 //   CLiburcuShim  - room 1, C: the only code that touches liburcu (inline read-side fast path,
 //                   thread registry).
 //   SwiftRCUCore  - room 2, the Swift core: read sections, the pointer cell (the one writer core
-//                   of both faces), grace periods and the release of old objects; package
+//                   of both faces), grace periods, the release of old objects and the batches
+//                   of deferred destroys; package
 //                   access (and SPI for what the C ABI inlines), no Swift concurrency;
-//   CSwiftRCUCore - room 2, C: the layouts of the pointer cell and the retired record.
+//   CSwiftRCUCore - room 2, C: the layouts of the pointer cell, the retired record and the
+//                   batch blocks of deferred destroys; the batches' storage, locks and fork
+//                   handlers.
 //   SwiftRCU      - room 3, the Swift API (`Rcu`, `RcuGuard`, `RcuOld`, the waits, async forms).
 //   SwiftRCUCABI  - room 3, the C ABI: `@c` functions over opaque handles, shipped as
 //                   libswiftrcu.so (it builds on the core, not on the Swift API);

@@ -46,42 +46,17 @@ void rcuabi_cache_on_exit(void (*step)(uint64_t word)) {
 void rcuabi_table_lock(void) { pthread_mutex_lock(&table_lock); }
 void rcuabi_table_unlock(void) { pthread_mutex_unlock(&table_lock); }
 
-uint64_t rcuabi_batch_words[RCUABI_SHARDS][8] __attribute__((aligned(64))) = {
-    [0 ... RCUABI_SHARDS - 1] = {[0] = UINT32_MAX},
-};
-uint64_t rcuabi_batches_in_flight __attribute__((aligned(64)));
+/* Fork: the lock is held across it, so no refill or growth is halfway in the child (taking and
+ * returning slots need no lock: one cut short by the fork leaves the lists consistent, at worst
+ * without that slot). The table lock nests inside no other lock of the library and is held only
+ * for work that waits for nothing, so the liburcu shim's fork handler (which waits for the
+ * call_rcu threads to pause and for a grace period) cannot wait for these handlers nor they for
+ * it, in either order. */
+static void before_fork(void) { pthread_mutex_lock(&table_lock); }
 
-static pthread_mutex_t batch_locks[RCUABI_SHARDS] = {[0 ... RCUABI_SHARDS - 1] = PTHREAD_MUTEX_INITIALIZER};
+static void after_fork_parent(void) { pthread_mutex_unlock(&table_lock); }
 
-void rcuabi_batch_lock(uint32_t shard) { pthread_mutex_lock(&batch_locks[shard]); }
-int rcuabi_batch_trylock(uint32_t shard) { return pthread_mutex_trylock(&batch_locks[shard]) == 0; }
-void rcuabi_batch_unlock(uint32_t shard) { pthread_mutex_unlock(&batch_locks[shard]); }
-
-/* Fork: the locks are held across it, so no refill or growth, and no batch on its way to its
- * queue, is halfway in the child (taking and returning slots, and adding to a batch, need no
- * lock: one cut short by the fork leaves the lists consistent, at worst without that slot). The
- * table lock nests inside no other lock of the library; a batch lock is held only around taking
- * a batch and queueing it (liburcu's call_rcu, which does not wait), and neither a call_rcu
- * thread nor a thread inside a read section ever waits for one (they only try), so the liburcu
- * shim's fork handler, which waits for those threads to pause and for a grace period, cannot
- * wait for these handlers nor they for it, in either order. */
-static void before_fork(void) {
-    pthread_mutex_lock(&table_lock);
-    for (int k = 0; k < RCUABI_SHARDS; k++)
-        pthread_mutex_lock(&batch_locks[k]);
-}
-
-static void after_fork_parent(void) {
-    for (int k = RCUABI_SHARDS - 1; k >= 0; k--)
-        pthread_mutex_unlock(&batch_locks[k]);
-    pthread_mutex_unlock(&table_lock);
-}
-
-static void after_fork_child(void) {
-    pthread_mutex_init(&table_lock, NULL);
-    for (int k = 0; k < RCUABI_SHARDS; k++)
-        pthread_mutex_init(&batch_locks[k], NULL);
-}
+static void after_fork_child(void) { pthread_mutex_init(&table_lock, NULL); }
 
 __attribute__((constructor)) static void setup(void) {
     (void)pthread_key_create(&cache_key, cache_exit);

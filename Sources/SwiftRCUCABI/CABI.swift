@@ -9,6 +9,7 @@ import CLiburcuShim
 import CSwiftRCUABI
 import CSwiftRCUCore
 import Glibc
+import Synchronization
 @_spi(CABI) import SwiftRCUCore
 import SwiftRCUTypes
 
@@ -633,13 +634,20 @@ public func swiftrcu_copy_update(
 /// valid until the old handle is freed or deferred.
 @c(swiftrcu_old_object)
 public func swiftrcu_old_object(_ old: swiftrcu_const_old_ref?) -> UnsafeMutableRawPointer? {
-    guard let old else { return nil }
-    return ReadSide.withInternalSection {
-        guard let slot = HandleTable.lookup(UInt(bitPattern: old), .old) else { return nil }
-        // SAFETY: a live old slot holds its retired record, written before the stamp's release and
-        // not changed until the slot is released after a grace period (our section holds it off).
-        return rcuabi_slot_retired(slot).pointee.object
-    } ?? nil
+    guard let old, rcushim_ready_self() != nil else { return nil } // NULL, or the thread is exiting
+    let handle = UInt(bitPattern: old)
+    guard let slot = HandleTable.lookup(handle, .old) else { return nil }
+    // SAFETY: a live old slot holds its retired record, written before the stamp's release. A
+    // deferred old's slot is reused at once (swiftrcu_old_defer), so a racing defer may hand it
+    // to the next old: the object word is read atomically, and kept only if the stamp still
+    // carries this handle after the read.
+    let object = UnsafeMutableRawPointer(rcucore_retired_object(rcuabi_slot_retired(slot)))
+        .assumingMemoryBound(to: Atomic<UInt>.self).pointee.load(ordering: .relaxed)
+    // Ordering: the acquire fence orders the read above before the stamp's second load; the
+    // retiring exchange (acquire) orders the next owner's writes after the stamp's change.
+    atomicMemoryFence(ordering: .acquiring)
+    guard slot.stamp.pointee.load(ordering: .relaxed) == UInt64(handle) else { return nil }
+    return UnsafeMutableRawPointer(bitPattern: object)
 }
 
 /// Retires old and returns its slot, which is the caller's from then on; nil when it is not a
@@ -708,10 +716,27 @@ public func swiftrcu_old_defer(_ old: swiftrcu_old_ref?) -> CInt {
     }
     guard rcushim_ready_self() != nil else { return status(.notPermitted) } // the thread is exiting
     guard let slot = retireOld(old) else { return status(.invalidArgument) }
-    // The slot joins its shard's batch, which is queued for a grace period (one call_rcu per
-    // batch); it returns to the table after its destroy ran.
-    DeferredBatches.add(slot)
+    // SAFETY: the slot is ours since the retiring exchange (acquire), which ordered its record.
+    let record = rcuabi_slot_retired(slot)
+    if DeferredBatches.add(object: record.pointee.object, destroy: record.pointee.destroy, context: record.pointee.context) {
+        // The record goes on in the batch (one call_rcu per batch), so the slot is free at once,
+        // still in this thread's cache: no lookup of the retired handle matches it any more, and
+        // swiftrcu_old_object checks the stamp again after reading a record.
+        HandleTable.release(slot)
+    } else {
+        // No memory for a batch block: the slot's own record waits for its grace period.
+        enqueueDeferred(rcuabi_slot_head(slot), deferredOldCallback)
+    }
     return SWIFTRCU_OK
+}
+
+/// The call_rcu callback of an old handle deferred on its own (see swiftrcu_old_defer).
+private let deferredOldCallback: DeferredCallback = { head in
+    // SAFETY: liburcu hands back the head swiftrcu_old_defer queued: that of a retired old slot,
+    // which nothing else uses until it is released here.
+    let slot: UnsafeMutablePointer<HandleSlot> = rcuabi_slot_of_head(head)
+    runDeferred { destroyOld(slot) }
+    HandleTable.release(slot)
 }
 
 /// Retires any object: destroy(object, context) runs after a grace period, asynchronously, on a

@@ -326,8 +326,10 @@ enum HandleTable {
         return retired
     }
 
-    /// Returns a retired or never-published slot to the free lists. For a retired slot, call only
-    /// after a grace period has passed since `retire`. Into the calling thread's cache while it
+    /// Returns a retired or never-published slot to the free lists. For a retired ptr slot, call
+    /// only after a grace period has passed since `retire` (readers may still use its cell); a
+    /// retired old slot may go back at once (its record is only read by `swiftrcu_old_object`,
+    /// which checks the stamp again after the read). Into the calling thread's cache while it
     /// has room (a writer that also frees), else onto its shard's `returned` list.
     @inline(__always)
     static func release(_ slot: UnsafeMutablePointer<HandleSlot>) {
@@ -395,9 +397,7 @@ enum HandleTable {
         let segment: UnsafeMutablePointer<HandleSlot>
         if count == 0 {
             segment = firstSegment
-            // Before the first handle exists: every barrier (the Swift API's too) queues the
-            // batched old handles first, and an exiting thread returns its cached slots.
-            setBarrierPreparation(flushDeferredBatches)
+            // Before the first handle exists: an exiting thread returns its cached slots.
             rcuabi_cache_on_exit(returnCache)
         } else {
             var fresh: UnsafeMutableRawPointer?
@@ -426,6 +426,3 @@ enum HandleTable {
         return UInt32(first)
     }
 }
-
-/// The barrier preparation of the C ABI (see `setBarrierPreparation`).
-private let flushDeferredBatches: @convention(c) () -> Void = { DeferredBatches.flushAll() }

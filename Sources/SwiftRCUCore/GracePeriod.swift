@@ -20,26 +20,11 @@ package func waitForGracePeriod() -> Bool {
     rcushim_synchronize() == 0
 }
 
-/// What runs first in every barrier: the C ABI queues the deferred destroys it batches, so that
-/// a barrier of either face waits for them too. Set once, when the C ABI is first used.
-private let barrierPreparation = Atomic<UInt>(0)
-
-/// Sets the step `waitForDeferred` runs first (see `barrierPreparation`).
-package func setBarrierPreparation(_ step: @convention(c) () -> Void) {
-    // Ordering: release pairs with the acquire load in `waitForDeferred`.
-    barrierPreparation.store(unsafeBitCast(step, to: UInt.self), ordering: .releasing)
-}
-
 /// Waits until every deferred destroy queued before the call has run (liburcu's rcu_barrier),
-/// after the barrier preparation. The caller has checked that it is outside every read-side
-/// critical section and deferred destroy, and that grace periods are not refused.
+/// after queueing the open batches (`DeferredBatches`). The caller has checked that it is outside
+/// every read-side critical section and deferred destroy, and that grace periods are not refused.
 package func waitForDeferred() {
-    // Ordering: acquire pairs with the release store in `setBarrierPreparation`.
-    let step = barrierPreparation.load(ordering: .acquiring)
-    if step != 0 {
-        // SAFETY: the bits of a `@convention(c) () -> Void`, stored by `setBarrierPreparation`.
-        unsafeBitCast(step, to: (@convention(c) () -> Void).self)()
-    }
+    DeferredBatches.flushAll()
     _ = rcushim_ready_self() // liburcu's barrier queues callbacks: it wants a registered caller
     rcushim_barrier()
 }
@@ -50,8 +35,16 @@ package func waitForDeferred() {
 /// destroy) and counts it: the last step of every release, synchronous or deferred.
 @_spi(CABI) @inlinable @inline(__always)
 public func destroyRetired(_ record: UnsafeMutablePointer<rcucore_retired>) {
-    if let destroy = record.pointee.destroy, let object = record.pointee.object {
-        destroy(object, record.pointee.context)
+    destroyObject(record.pointee.object, record.pointee.destroy, record.pointee.context)
+}
+
+/// `destroy(object, context)`, counted; nothing for a NULL object or a NULL destroy.
+@inlinable @inline(__always)
+package func destroyObject(
+    _ object: UnsafeMutableRawPointer?, _ destroy: rcucore_destroy_fn?, _ context: UnsafeMutableRawPointer?
+) {
+    if let destroy, let object {
+        destroy(object, context)
         rcushim_stats_destroyed()
     }
 }

@@ -117,7 +117,10 @@ import Synchronization
     public func retire(_ object: UInt, into record: UnsafeMutablePointer<rcucore_retired>) {
         // SAFETY: the record is the caller's and not shared yet; the control's fields never change
         // while the cell is shared (the cell's invariant).
-        record.pointee.object = UnsafeMutableRawPointer(bitPattern: object)
+        // Ordering: relaxed, an atomic store: a stale handle's lookup may read the word (the
+        // record's invariant); the record is shared later with a release.
+        UnsafeMutableRawPointer(rcucore_retired_object(record)).assumingMemoryBound(to: Atomic<UInt>.self)
+            .pointee.store(object, ordering: .relaxed)
         record.pointee.destroy = control.pointee.destroy
         record.pointee.context = control.pointee.context
     }

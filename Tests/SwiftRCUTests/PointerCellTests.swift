@@ -60,7 +60,7 @@ struct PointerCellTests {
         counter.initialize(to: Atomic(0))
         defer { counter.deallocate() }
         let p = try #require(swiftrcu_new(UnsafeMutableRawPointer(bitPattern: 1), countDestroy, UnsafeMutableRawPointer(counter)))
-        // Many deferrals in a row: most of them wait in the C ABI's batches while one batch is in
+        // Many deferrals in a row: most of them wait in open batches while one batch is in
         // flight, and only a barrier that queues those batches first waits for them.
         let n = 500
         for i in 2...(n + 1) {

@@ -35,8 +35,7 @@ extern "C" {
 #define RCUABI_SLOT_BYTES 64
 
 /**
- * One entry of the handle table: one cache line, which also carries the deferred destroy of an
- * old handle, so deferring touches no other memory.
+ * One entry of the handle table: one cache line.
  *
  * Invariants:
  *  - `stamp` is the full value of the live handle that owns the slot, or 0 while the slot is free
@@ -44,13 +43,13 @@ extern "C" {
  *    compare-exchange) when its handle is retired; only accessed atomically;
  *  - a `ptr` handle's slot holds its pointer cell in place (`u.cell`, the core's writer state:
  *    published word, writer lock, destroy function and context); an `old` handle's slot holds
- *    its retired object (`u.retired`: the object, its destroy function and context, and the node
- *    of its deferred destroy, used only between swiftrcu_old_defer and the destroy it queues);
- *    the published word and the retired record's fields are only accessed atomically by Swift;
+ *    its retired object (`u.retired`: the object, its destroy function and context; its node is
+ *    used only when swiftrcu_old_defer could not add the object to a batch and queues the slot
+ *    itself); the published word is only accessed atomically, and so is `u.retired.object`,
+ *    which a stale old handle's lookup may read in a reused slot;
  *  - `generation` is touched only by the thread that owns the free slot (the one that took it off
  *    a free list, or is adding its segment);
- *  - `next_free` links the slot into a free list while it is on one (and a deferred old slot into
- *    its batch); threads taking slots may read it after the slot left the list, so it is only
+ *  - `next_free` links the slot into a free list while it is on one; threads taking slots may read it after the slot left the list, so it is only
  *    accessed atomically;
  *  - `index` is the slot's own index, `shard` the free-list shard it goes back to; both are set
  *    while the slot is free and owned (before its segment is published, or by its taker).
@@ -110,26 +109,6 @@ static inline struct rcuabi_slot *rcuabi_first_segment_slots(void) { return rcua
 static inline uint64_t *rcuabi_free_ready(uint32_t shard) { return &rcuabi_free_words[shard][0]; }
 static inline uint64_t *rcuabi_free_returned(uint32_t shard) { return &rcuabi_free_words[shard][8]; }
 static inline uint32_t *rcuabi_segment_count_word(void) { return &rcuabi_segment_count; }
-
-/*
- * Deferred batches (used by Sources/SwiftRCUCABI/DeferredBatches.swift, which says how): per
- * shard, rcuabi_batch_words[k][0] is `adds << 48 | count << 32 | index`: the old slots deferred
- * and not yet queued for their grace period, newest first, linked through `next_free` (index
- * UINT32_MAX: none), `count` of them, and the shard's adds so far (modulo 2^16); only accessed
- * atomically. rcuabi_batches_in_flight counts the batches queued and not yet run; only accessed
- * atomically. Each shard's batch is taken and queued with its batch lock held, and the lock is
- * held across fork, so no batch is halfway to its queue in a forked child.
- */
-extern uint64_t rcuabi_batch_words[RCUABI_SHARDS][8] __attribute__((visibility("hidden")));
-extern uint64_t rcuabi_batches_in_flight __attribute__((visibility("hidden")));
-
-static inline uint64_t *rcuabi_batch_word(uint32_t shard) { return &rcuabi_batch_words[shard][0]; }
-static inline uint64_t *rcuabi_batches_in_flight_word(void) { return &rcuabi_batches_in_flight; }
-
-void rcuabi_batch_lock(uint32_t shard) __attribute__((visibility("hidden")));
-/* 1 when the lock was taken, 0 when it is held (by a thread queueing that batch, or by fork). */
-int rcuabi_batch_trylock(uint32_t shard) __attribute__((visibility("hidden")));
-void rcuabi_batch_unlock(uint32_t shard) __attribute__((visibility("hidden")));
 
 /* Asks the CPU to fetch the cache line at `p` for writing (a hint: any address, nothing faults). */
 static inline void rcuabi_prefetch_for_write(const void *_Nullable p) { __builtin_prefetch(p, 1, 3); }

@@ -1,9 +1,10 @@
 /*
- * SwiftRCU core (room 2 of 3), its C part: the layouts of the pointer cell and of a retired
- * object, declared in C so that the C ABI can embed them in its handle slots and their sizes are
- * checked by the compiler. Used by Sources/SwiftRCUCore (PointerCell.swift, GracePeriod.swift)
- * and, for the layouts only, by the C ABI's C part. Calls down into the liburcu shim only for its
- * types (the writer lock, struct rcu_head).
+ * SwiftRCU core (room 2 of 3), its C part: the layouts of the pointer cell, of a retired object
+ * and of a batch block, declared in C so that the C ABI can embed them in its handle slots and
+ * their sizes are checked by the compiler, and the storage of the batches of deferred destroys.
+ * Used by Sources/SwiftRCUCore (PointerCell.swift, GracePeriod.swift, DeferredBatches.swift) and,
+ * for the layouts only, by the C ABI's C part. Calls down into the liburcu shim only for its types
+ * (the writer lock, struct rcu_head).
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #ifndef SWIFTRCU_CORE_H
@@ -56,7 +57,9 @@ struct rcucore_cell {
  * and comes first, so the node handed back is the record.
  *
  * Invariants: `object`, `destroy` and `context` are set before the record is queued or released
- * and not changed after; `head` is only used by liburcu between queueing and the callback.
+ * and not changed after; `object` is only accessed atomically where a record can be read by a
+ * stale handle's lookup (a C ABI old slot); `head` is only used by liburcu between queueing and
+ * the callback.
  */
 struct rcucore_retired {
     struct rcu_head head;
@@ -70,6 +73,69 @@ _Static_assert(offsetof(struct rcucore_cell, published) == 0, "the published wor
 _Static_assert(sizeof(struct rcucore_retired) == 40, "a retired record is five words");
 _Static_assert(offsetof(struct rcucore_retired, head) == 0, "the node handed back is the record");
 
+/** A deferred destroy waiting in a batch: `destroy(object, context)` (a retired record without
+ *  its node: the batch's node stands for all of them). */
+struct rcucore_deferred {
+    void *_Nullable object;
+    rcucore_destroy_fn _Nullable destroy;
+    void *_Nullable context;
+};
+
+/** Deferred destroys per batch block; the adder that fills a block queues its batch. */
+#define RCUCORE_BATCH_ENTRIES 64
+/** Set in a block's `reserved` once its batch is taken: no entry can be reserved in it after. */
+#define RCUCORE_BATCH_SEALED (1ULL << 63)
+/** Batch shards: a thread adds to the shard of its thread serial. */
+#define RCUCORE_BATCH_SHARDS 8
+
+/**
+ * One block of a batch of deferred destroys (Sources/SwiftRCUCore/DeferredBatches.swift, which
+ * says how it is used), on the heap. `head` comes first, so the node liburcu hands back is the
+ * block.
+ *
+ * Invariants: `reserved` is the number of entries handed out (at most RCUCORE_BATCH_ENTRIES),
+ * with RCUCORE_BATCH_SEALED once the block's batch was taken; only accessed atomically. Entry i
+ * (i below the count) is written by the adder that reserved it, inside a read-side critical
+ * section that began before the block was taken, so it is complete once a grace period has
+ * passed after the take. `older` (set before the block is shared) is the full block that was
+ * the shard's newest when this one was put in front of it, or NULL; a batch is its newest block
+ * and every block reached through `older`.
+ */
+struct rcucore_batch {
+    struct rcu_head head;
+    struct rcucore_batch *_Nullable older;
+    uint64_t reserved;
+    struct rcucore_deferred entries[RCUCORE_BATCH_ENTRIES];
+};
+
+_Static_assert(offsetof(struct rcucore_batch, head) == 0, "the node handed back is the block");
+
+/*
+ * The open batch of each shard: rcucore_batch_words[k][0] is the address of shard k's newest
+ * block (0: none), each on a cache line of its own; only accessed atomically.
+ * rcucore_batches_in_flight counts the batches queued whose callback has not finished; only
+ * accessed atomically. A shard's batch is taken and queued with its batch lock held, and the
+ * locks are held across fork, so no batch is halfway to its queue in a forked child.
+ */
+extern uintptr_t rcucore_batch_words[RCUCORE_BATCH_SHARDS][8] __attribute__((visibility("hidden")));
+extern uint64_t rcucore_batches_in_flight __attribute__((visibility("hidden")));
+
+static inline uintptr_t *rcucore_batch_word(uint32_t shard) { return &rcucore_batch_words[shard][0]; }
+static inline uint64_t *rcucore_batches_in_flight_word(void) { return &rcucore_batches_in_flight; }
+static inline uint64_t *rcucore_batch_reserved(struct rcucore_batch *b) { return &b->reserved; }
+static inline struct rcucore_deferred *rcucore_batch_entry(struct rcucore_batch *b, uint32_t i) {
+    return &b->entries[i];
+}
+static inline struct rcu_head *rcucore_batch_head(struct rcucore_batch *b) { return &b->head; }
+static inline struct rcucore_batch *rcucore_batch_of_head(struct rcu_head *h) {
+    return (struct rcucore_batch *)(void *)h;
+}
+
+void rcucore_batch_lock(uint32_t shard) __attribute__((visibility("hidden")));
+/* 1 when the lock was taken, 0 when it is held (by a thread queueing that batch, or by fork). */
+int rcucore_batch_trylock(uint32_t shard) __attribute__((visibility("hidden")));
+void rcucore_batch_unlock(uint32_t shard) __attribute__((visibility("hidden")));
+
 /* Field addresses, for the Swift side's atomic views. */
 static inline uintptr_t *rcucore_cell_published(struct rcucore_cell *c) { return &c->published; }
 static inline struct rcucore_cell_control *rcucore_cell_control_of(struct rcucore_cell *c) { return &c->control; }
@@ -77,6 +143,7 @@ static inline struct rcushim_writer_lock *rcucore_control_writer(struct rcucore_
     return &c->writer;
 }
 static inline struct rcu_head *rcucore_retired_head(struct rcucore_retired *r) { return &r->head; }
+static inline uintptr_t *rcucore_retired_object(struct rcucore_retired *r) { return (uintptr_t *)(void *)&r->object; }
 static inline struct rcucore_retired *rcucore_retired_of_head(struct rcu_head *h) {
     return (struct rcucore_retired *)(void *)h;
 }
