@@ -85,7 +85,7 @@ public struct RcuOld<Value: AnyObject & Sendable>: ~Copyable, @unchecked Sendabl
     private static func releaseLater(_ bits: UInt) {
         let raw = UnsafeMutableRawPointer(bitPattern: bits)
         if !deferDestroy(object: raw, destroy: releaseUnmanaged, context: nil) {
-            // No memory for the record: wait here instead, if waiting is allowed at all.
+            // No memory for a batch block nor a record: wait here instead, if waiting is allowed.
             if !ReadSide.isInSection {
                 var record = Self.record(bits)
                 _ = releaseAfterGracePeriod(&record) // refused: kept, see deinit

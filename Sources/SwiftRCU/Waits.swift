@@ -63,12 +63,13 @@ public func rcuBarrier() async throws(RcuError) {
     }
 }
 
-/// Resumes the calling task after a grace period, from a call_rcu callback; blocks for one
-/// (synchronize) only when no memory is left for the callback's record.
+/// Resumes the calling task after a grace period, from a call_rcu callback (queued on its own,
+/// not in a batch, so it waits for one grace period only); blocks for one (synchronize) only when
+/// no memory is left for the callback's record.
 func afterGracePeriod() async {
     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
         let box = Unmanaged.passRetained(ContinuationBox(continuation))
-        if !deferDestroy(object: box.toOpaque(), destroy: resumeContinuation, context: nil) {
+        if !deferDestroyAlone(object: box.toOpaque(), destroy: resumeContinuation, context: nil) {
             _ = waitForGracePeriod()
             box.takeRetainedValue().continuation.resume()
         }

@@ -740,13 +740,14 @@ private let deferredOldCallback: DeferredCallback = { head in
 }
 
 /// Retires any object: destroy(object, context) runs after a grace period, asynchronously, on a
-/// liburcu call_rcu thread (the library allocates a small record for it). For objects the program
-/// unpublished itself, outside any swiftrcu_ptr. Never waits for a grace period; allowed inside a
-/// read section and inside a destroy that runs deferred. swiftrcu_barrier() waits for it, and it
-/// follows swiftrcu_old_defer()'s memory rules (the pending count and the pause past 262144).
+/// liburcu call_rcu thread (the library keeps it in a batch: 24 bytes in a block allocated per 64
+/// retirements, or else in a small record of its own). For objects the program unpublished
+/// itself, outside any swiftrcu_ptr. Never waits for a grace period; allowed inside a read section
+/// and inside a destroy that runs deferred. swiftrcu_barrier() waits for it, and it follows
+/// swiftrcu_old_defer()'s memory rules (the pending count and the pause past 262144).
 ///
 /// Returns SWIFTRCU_OK; SWIFTRCU_EINVAL for a NULL object or destroy (context may be NULL);
-/// SWIFTRCU_ENOMEM, queueing nothing, when the record cannot be allocated.
+/// SWIFTRCU_ENOMEM, queueing nothing, when neither can be allocated.
 @c(swiftrcu_retire)
 public func swiftrcu_retire(
     _ object: UnsafeMutableRawPointer?, _ destroy: swiftrcu_destroy_fn?, _ context: UnsafeMutableRawPointer?

@@ -64,13 +64,25 @@ package typealias DestroyFunction = @convention(c) (UnsafeMutableRawPointer?, Un
 /// A call_rcu callback: gets back the `rcu_head` it was queued with.
 package typealias DeferredCallback = @convention(c) (UnsafeMutablePointer<rcu_head>) -> Void
 
-/// Queues `destroy(object, context)` to run after a grace period on a liburcu call_rcu thread,
-/// in a record of its own (a `rcucore_retired` on the heap, freed by the callback): the deferred
-/// release of an object that has no record yet. Never waits for a grace period; allowed inside a
-/// read section.
+/// Queues `destroy(object, context)` to run after a grace period on a liburcu call_rcu thread:
+/// the deferred release of an object. In the calling thread's batch (`DeferredBatches`), or,
+/// when that cannot take it (no memory for a block, or an exiting thread), in a record of its
+/// own (`deferDestroyAlone`). Never waits for a grace period; allowed inside a read section.
+///
+/// Returns `false`, queueing nothing, when memory for neither can be allocated.
+package func deferDestroy(
+    object: UnsafeMutableRawPointer?, destroy: DestroyFunction?, context: UnsafeMutableRawPointer?
+) -> Bool {
+    DeferredBatches.add(object: object, destroy: destroy, context: context)
+        || deferDestroyAlone(object: object, destroy: destroy, context: context)
+}
+
+/// `deferDestroy` in a record of its own (a `rcucore_retired` on the heap, freed by the
+/// callback), queued at once: its destroy runs after the first grace period the call_rcu worker
+/// waits for, where a batch may first wait for the batch in flight.
 ///
 /// Returns `false`, queueing nothing, when memory for the record cannot be allocated.
-package func deferDestroy(
+package func deferDestroyAlone(
     object: UnsafeMutableRawPointer?, destroy: DestroyFunction?, context: UnsafeMutableRawPointer?
 ) -> Bool {
     guard let raw = malloc(MemoryLayout<rcucore_retired>.size) else { return false }
