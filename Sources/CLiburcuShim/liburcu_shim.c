@@ -227,14 +227,16 @@ static int fork_drained;
  */
 static int gp_gate;
 
-/* A full fence on every thread of the process that runs now, or a full fence of this thread's
- * where the fast path uses full fences itself. */
-static void gp_gate_fence(void) {
+/* The heavy side of an asymmetric fence (the gate's forker, a parking writer-lock waiter): a full
+ * fence on every thread of the process that runs now, where the process has sys_membarrier (the
+ * light side is then a compiler barrier), else a full fence of this thread's (and the light side
+ * uses one too). */
+static void heavy_fence(void) {
     if (urcu_memb_has_sys_membarrier)
         /* liburcu registered the process for it (and relies on it the same way). */
         (void)syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0);
     else
-        __atomic_thread_fence(__ATOMIC_SEQ_CST); /* Ordering: see gp_gate. */
+        __atomic_thread_fence(__ATOMIC_SEQ_CST); /* Ordering: see gp_gate and the writer lock. */
 }
 
 /* Closes the gate to the fast path, then waits until no other thread is in a fast-path
@@ -242,7 +244,7 @@ static void gp_gate_fence(void) {
  * Returns 1 when none is (the gate stays closed either way; gp_gate_open reopens it). */
 static int gp_gate_close_and_drain(int ms) {
     __atomic_fetch_add(&gp_gate, 1, __ATOMIC_RELAXED); /* Ordering: the fence below orders it. */
-    gp_gate_fence();
+    heavy_fence();
     struct rcushim_thread *self = own_state();
     for (int waited = 0;; waited++) {
         int busy = 0;
@@ -529,11 +531,12 @@ int rcushim_writer_cycle(uint64_t *out, int capacity) {
 }
 
 int rcushim_writer_lock_wait(struct rcushim_writer_lock *l, uint64_t serial) {
-    /* Spin a little first: writers usually hold the lock only for a pointer exchange. Once this
-     * thread has parked it takes the lock with the waiter bit set: a release wakes one waiter
-     * and clears the bit, so the woken one restores it for those still parked. Before it first
-     * parks it checks for a wait-for cycle and lists itself as waiting for `l`. */
-    uint64_t parked = 0;
+    /* Spin a little first: writers usually hold the lock only for a pointer exchange. Before it
+     * parks a thread sets `parked` (a release that finds it set clears it and wakes one waiter);
+     * once a thread that had parked holds the lock it sets `parked` again for those still
+     * parked. Before it first parks it checks for a wait-for cycle and lists itself as waiting
+     * for `l`. */
+    int parked = 0;
     struct waiter self = {NULL, serial, l};
     int listed = 0;
     for (int spins = 0;; spins++) {
@@ -548,9 +551,12 @@ int rcushim_writer_lock_wait(struct rcushim_writer_lock *l, uint64_t serial) {
          * thread of this process waits for it (each checks the holder before parking). */
         if (cur == 0 || !serial_alive(cur >> 1)) {
             /* Ordering: acquire, as in rcushim_writer_lock_acquire. */
-            if (__atomic_compare_exchange_n(&l->word, &cur, serial << 1 | parked, 0, __ATOMIC_ACQUIRE,
-                                            __ATOMIC_RELAXED))
+            if (__atomic_compare_exchange_n(&l->word, &cur, serial << 1, 0, __ATOMIC_ACQUIRE,
+                                            __ATOMIC_RELAXED)) {
+                if (parked)
+                    __atomic_store_n(&l->parked, 1, __ATOMIC_RELAXED); /* Ordering: see `parked`. */
                 break;
+            }
             continue;
         }
         if (spins < 100) {
@@ -569,11 +575,14 @@ int rcushim_writer_lock_wait(struct rcushim_writer_lock *l, uint64_t serial) {
             if (cycle != 0)
                 return cycle;
         }
-        /* Ordering: relaxed; the bit only has to be in `word` before the holder's exchange reads
-         * it, which the single modification order of `word` decides. */
-        if (!(cur & 1) && !__atomic_compare_exchange_n(&l->word, &cur, cur | 1, 0, __ATOMIC_RELAXED,
-                                                       __ATOMIC_RELAXED))
+        /* Ordering: relaxed, then the fence that pairs with the release's asymmetric fence: after
+         * it, either this thread sees the holder's release (the look at `word` that follows the
+         * `continue`), or the holder sees `parked` set and wakes a waiter. */
+        if (!__atomic_load_n(&l->parked, __ATOMIC_RELAXED)) {
+            __atomic_store_n(&l->parked, 1, __ATOMIC_RELAXED);
+            heavy_fence();
             continue;
+        }
         /* Returns at once if a release moved `wake_seq` on since it was loaded. */
         (void)futex_call(&l->wake_seq, FUTEX_WAIT_PRIVATE, seq);
         parked = 1;
@@ -592,7 +601,10 @@ int rcushim_writer_lock_wait(struct rcushim_writer_lock *l, uint64_t serial) {
 }
 
 void rcushim_writer_lock_wake(struct rcushim_writer_lock *l) {
-    /* Ordering: release orders the caller's releasing exchange of `word` before the new count. */
+    /* Ordering: relaxed; a waiter that sets `parked` again after this either sees the release of
+     * `word` or is woken by a later release (see rcushim_writer_lock_wait). */
+    __atomic_store_n(&l->parked, 0, __ATOMIC_RELAXED);
+    /* Ordering: release orders the caller's release of `word` before the new count. */
     __atomic_fetch_add(&l->wake_seq, 1, __ATOMIC_RELEASE);
     (void)futex_call(&l->wake_seq, FUTEX_WAKE_PRIVATE, 1);
 }

@@ -412,16 +412,19 @@ static inline void rcushim_call_rcu_prepare(void) { (void)urcu_memb_get_default_
  * deadlock never forms.
  *
  * Invariants:
- *  - `word` is 0 when the lock is free, else `serial << 1 | w`: `serial` is the holder's thread
- *    serial (never 0) and `w` is 1 when a thread may be parked on `wake_seq` (then the holder's
- *    release wakes one);
- *  - `wake_seq` only grows (wrapping), once per release that found `w` set; waiters park on it;
- *  - `reserved` is 0 (room for later use; keeps the size at 16 bytes).
+ *  - `word` is 0 when the lock is free, else `serial << 1`: `serial` is the holder's thread
+ *    serial (never 0); only accessed atomically;
+ *  - `parked` is 1 when a thread may be parked on `wake_seq` (then the next release clears it and
+ *    wakes one, and that one, once it holds the lock, sets it again for any others): a waiter
+ *    sets it, then fences, then looks at `word` once more before it parks; only accessed
+ *    atomically;
+ *  - `wake_seq` only grows (wrapping), once per release that found `parked` set; waiters park on
+ *    it.
  */
 struct rcushim_writer_lock {
     uint64_t word;
     uint32_t wake_seq;
-    uint32_t reserved;
+    uint32_t parked;
 };
 
 _Static_assert(sizeof(struct rcushim_writer_lock) == 16, "a writer lock is two words");
@@ -491,9 +494,18 @@ static inline void rcushim_writer_lock_release(struct rcushim_writer_lock *l, st
     /* The innermost listed lock is `l` unless listing it failed (out of memory). */
     if (t != NULL && t->held_count != 0 && t->held[t->held_count - 1].lock == l)
         t->held_count--;
-    /* Ordering: release pairs with the acquiring exchange of the next holder. */
-    uint64_t old = __atomic_exchange_n(&l->word, 0, __ATOMIC_RELEASE);
-    if (caa_unlikely(old & 1))
+    /* Ordering: release pairs with the acquiring compare-exchange of the next holder. */
+    __atomic_store_n(&l->word, 0, __ATOMIC_RELEASE);
+    /* Ordering: the store before the look at `parked`, with asymmetric fences as liburcu orders
+     * its readers and writers: a compiler barrier here when the process has sys_membarrier (a
+     * waiter issues one after setting `parked`), else a full fence on both sides. Either the
+     * waiter sees `word` free when it looks again, or this sees `parked` set and wakes one. A
+     * store and a load instead of an exchange: one locked instruction less per write. */
+    if (caa_likely(t != NULL && t->membarrier))
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    else
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (caa_unlikely(__atomic_load_n(&l->parked, __ATOMIC_RELAXED)))
         rcushim_writer_lock_wake(l);
 }
 

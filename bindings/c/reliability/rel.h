@@ -29,11 +29,13 @@ static inline double rel_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static inline void rel_sleep_ms(unsigned ms) {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+static inline void rel_sleep_us(unsigned long us) {
+    struct timespec ts = {.tv_sec = (time_t)(us / 1000000), .tv_nsec = (long)(us % 1000000) * 1000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }
+
+static inline void rel_sleep_ms(unsigned ms) { rel_sleep_us((unsigned long)ms * 1000); }
 
 /* A value of /proc/self/status in KiB ("VmRSS", "VmHWM"); -1 when it cannot be read. */
 static inline long rel_status_kib(const char *field) {
