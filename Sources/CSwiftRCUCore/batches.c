@@ -10,6 +10,7 @@
 
 uintptr_t rcucore_batch_words[RCUCORE_BATCH_SHARDS][8] __attribute__((aligned(64)));
 uint64_t rcucore_batches_in_flight __attribute__((aligned(64)));
+uintptr_t rcucore_batch_spares[RCUCORE_BATCH_SHARDS][8] __attribute__((aligned(64)));
 
 static pthread_mutex_t batch_locks[RCUCORE_BATCH_SHARDS] = {
     [0 ... RCUCORE_BATCH_SHARDS - 1] = PTHREAD_MUTEX_INITIALIZER,

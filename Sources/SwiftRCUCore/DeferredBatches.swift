@@ -50,6 +50,25 @@ package enum DeferredBatches {
     }
 
     @inline(__always)
+    private static func older(_ block: UnsafeMutablePointer<rcucore_batch>) -> UnsafeMutablePointer<Atomic<UInt>> {
+        // SAFETY: an aligned `uintptr_t` of a live block, only ever accessed through this atomic
+        // view (the block's invariant).
+        UnsafeMutableRawPointer(rcucore_batch_older(block)).assumingMemoryBound(to: Atomic<UInt>.self)
+    }
+
+    @inline(__always)
+    private static func spareTop(_ shard: UInt32) -> UnsafeMutablePointer<Atomic<UInt>> {
+        // SAFETY: as for `word`.
+        UnsafeMutableRawPointer(rcucore_batch_spare_top(shard)).assumingMemoryBound(to: Atomic<UInt>.self)
+    }
+
+    @inline(__always)
+    private static func spareCount(_ shard: UInt32) -> UnsafeMutablePointer<Atomic<UInt>> {
+        // SAFETY: as for `word`.
+        UnsafeMutableRawPointer(rcucore_batch_spare_count(shard)).assumingMemoryBound(to: Atomic<UInt>.self)
+    }
+
+    @inline(__always)
     private static func reserved(_ block: UnsafeMutablePointer<rcucore_batch>) -> UnsafeMutablePointer<Atomic<UInt64>> {
         // SAFETY: an aligned `uint64_t` of a live block, only ever accessed through this atomic
         // view (the block's invariant).
@@ -89,7 +108,7 @@ package enum DeferredBatches {
             // look before the reserve and the look at `inFlight` (see the type's invariants).
             var newest = word.pointee.load(ordering: .sequentiallyConsistent)
             if newest == 0 {
-                guard let fresh = newBlock(older: nil) else { return nil }
+                guard let fresh = newBlock(older: nil, shard) else { return nil }
                 if !install(fresh, at: word, over: 0) { continue }
                 newest = UInt(bitPattern: fresh)
             }
@@ -115,7 +134,7 @@ package enum DeferredBatches {
             }
             if n & RCUCORE_BATCH_SEALED != 0 { continue } // taken: the word has moved on
             // Full, and its batch not taken yet: a new block goes in front of it.
-            guard let fresh = newBlock(older: block) else { return nil }
+            guard let fresh = newBlock(older: block, shard) else { return nil }
             _ = install(fresh, at: word, over: newest)
         }
     }
@@ -130,20 +149,85 @@ package enum DeferredBatches {
         let installed = word.pointee.compareExchange(
             expected: expected, desired: UInt(bitPattern: fresh), ordering: .sequentiallyConsistent
         ).exchanged
-        // SAFETY: never shared when the exchange failed.
+        // SAFETY: never shared when the exchange failed. (Not made a spare: a spare comes back
+        // only after a grace period, see `rcucore_batch_spares`.)
         if !installed { free(fresh) }
         return installed
     }
 
-    /// A fresh block in front of `older`, with nothing reserved; `nil` when memory is out.
-    private static func newBlock(older: UnsafeMutablePointer<rcucore_batch>?) -> UnsafeMutablePointer<rcucore_batch>? {
-        guard let raw = malloc(MemoryLayout<rcucore_batch>.size) else { return nil }
-        // SAFETY: fresh memory of the block's size, malloc's alignment covers it; the header is
+    /// A block for shard `shard` in front of `older`, with nothing reserved: one of the shard's
+    /// spares, or fresh memory; `nil` when memory is out. Call inside a read-side critical
+    /// section (see `rcucore_batch_spares`).
+    private static func newBlock(
+        older next: UnsafeMutablePointer<rcucore_batch>?, _ shard: UInt32
+    ) -> UnsafeMutablePointer<rcucore_batch>? {
+        let top = spareTop(shard)
+        // Ordering: acquire pairs with the release in `giveBack`, so a spare's link is visible.
+        var first = top.pointee.load(ordering: .acquiring)
+        var block: UnsafeMutablePointer<rcucore_batch>?
+        while let spare = UnsafeMutablePointer<rcucore_batch>(bitPattern: first) {
+            // SAFETY: a spare seen in `top` stays allocated while our section lasts, and cannot
+            // come back to `top` meanwhile (see `rcucore_batch_spares`).
+            // Ordering: relaxed; the acquire that found `spare` ordered its link.
+            let link = older(spare).pointee.load(ordering: .relaxed)
+            // Ordering: acquire-release: acquires the next spare's link, and keeps our later
+            // writes to the block after the take.
+            let (exchanged, original) = top.pointee.compareExchange(
+                expected: first, desired: link, ordering: .acquiringAndReleasing)
+            if exchanged {
+                // Ordering: relaxed; an estimate that bounds the spares.
+                spareCount(shard).pointee.subtract(1, ordering: .relaxed)
+                block = spare
+                break
+            }
+            first = original
+        }
+        if block == nil, let raw = malloc(MemoryLayout<rcucore_batch>.size) {
+            // SAFETY: fresh memory of the block's size, malloc's alignment covers it.
+            block = raw.bindMemory(to: rcucore_batch.self, capacity: 1)
+        }
+        guard let block else { return nil }
+        // SAFETY: the block is ours (taken or fresh) and not shared until `install`; the header is
         // set here, the entries by their adders.
-        let block = raw.bindMemory(to: rcucore_batch.self, capacity: 1)
-        block.pointee.older = older
-        block.pointee.reserved = 0
+        block.pointee.shard = shard
+        // Ordering: relaxed; `install` publishes the block with a release.
+        older(block).pointee.store(UInt(bitPattern: next), ordering: .relaxed)
+        reserved(block).pointee.store(0, ordering: .relaxed)
         return block
+    }
+
+    /// Makes the chain `first`...`last` of one shard's blocks (linked through `older`, `count` of
+    /// them, no longer used by anyone) that shard's spares, or frees them when the shard has
+    /// enough.
+    private static func giveBack(
+        _ first: UnsafeMutablePointer<rcucore_batch>, _ last: UnsafeMutablePointer<rcucore_batch>, count: UInt
+    ) {
+        let shard = first.pointee.shard
+        let spares = spareCount(shard)
+        // Ordering: relaxed; an estimate that bounds the spares.
+        guard spares.pointee.load(ordering: .relaxed) + count <= UInt(RCUCORE_BATCH_SPARES) else {
+            var block: UnsafeMutablePointer<rcucore_batch>? = first
+            while let b = block {
+                // Ordering: relaxed; the chain is ours alone.
+                block = UnsafeMutablePointer(bitPattern: older(b).pointee.load(ordering: .relaxed))
+                free(b)
+                if b == last { break }
+            }
+            return
+        }
+        spares.pointee.add(count, ordering: .relaxed)
+        let top = spareTop(shard)
+        // Ordering: relaxed; the exchange below publishes the link.
+        var head = top.pointee.load(ordering: .relaxed)
+        while true {
+            older(last).pointee.store(head, ordering: .relaxed)
+            // Ordering: release pairs with the acquire in `newBlock`, so the links are visible.
+            let (exchanged, original) = top.pointee.compareExchange(
+                expected: head, desired: UInt(bitPattern: first), successOrdering: .releasing,
+                failureOrdering: .relaxed)
+            if exchanged { return }
+            head = original
+        }
     }
 
     /// Queues shard `shard`'s batch, if it has one.
@@ -191,22 +275,29 @@ package enum DeferredBatches {
         // SAFETY: liburcu hands back the node `flush` queued: the first field of the batch's
         // newest block; a grace period has passed since the take, so its entries are written
         // and no adder looks at its blocks any more (the type's invariants).
-        var block: UnsafeMutablePointer<rcucore_batch>? = rcucore_batch_of_head(head)
+        let first = rcucore_batch_of_head(head)
+        var last = first
+        var blocks: UInt = 0
         runDeferredBatch {
             var ran: UInt64 = 0
+            var block: UnsafeMutablePointer<rcucore_batch>? = first
             while let b = block {
-                // Ordering: relaxed; the grace period ordered the reserves before us.
+                // Ordering: relaxed; the grace period ordered the reserves and links before us.
                 let n = min(reserved(b).pointee.load(ordering: .relaxed) & ~RCUCORE_BATCH_SEALED, capacity)
                 for i in 0..<UInt32(n) {
                     let entry = rcucore_batch_entry(b, i).pointee
                     destroyObject(entry.object, entry.destroy, entry.context)
                 }
                 ran += n
-                block = b.pointee.older
-                free(b)
+                blocks += 1
+                last = b
+                // Ordering: as above.
+                block = UnsafeMutablePointer(bitPattern: older(b).pointee.load(ordering: .relaxed))
             }
             return ran
         }
+        // The batch's blocks (one shard's, still linked) become spares at once.
+        giveBack(first, last, count: blocks)
         // Ordering: sequentially consistent; see the type's invariants.
         inFlight.pointee.subtract(1, ordering: .sequentiallyConsistent)
         for shard in 0..<shards where word(shard).pointee.load(ordering: .sequentiallyConsistent) != 0 {

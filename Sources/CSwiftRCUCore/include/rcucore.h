@@ -87,6 +87,8 @@ struct rcucore_deferred {
 #define RCUCORE_BATCH_SEALED (1ULL << 63)
 /** Batch shards: a thread adds to the shard of its thread serial. */
 #define RCUCORE_BATCH_SHARDS 8
+/** Spare blocks a shard keeps for reuse (about 800 KiB); a batch's blocks beyond them are freed. */
+#define RCUCORE_BATCH_SPARES 512
 
 /**
  * One block of a batch of deferred destroys (Sources/SwiftRCUCore/DeferredBatches.swift, which
@@ -99,12 +101,17 @@ struct rcucore_deferred {
  * section that began before the block was taken, so it is complete once a grace period has
  * passed after the take. `older` (set before the block is shared) is the full block that was
  * the shard's newest when this one was put in front of it, or NULL; a batch is its newest block
- * and every block reached through `older`.
+ * and every block reached through `older`. While the block is a spare, `older` links it to the
+ * next spare of its shard. `older` is only accessed atomically (a thread taking a spare may read
+ * it while another thread has taken that spare already). `shard` is the shard the block was
+ * made for.
  */
 struct rcucore_batch {
     struct rcu_head head;
-    struct rcucore_batch *_Nullable older;
+    uintptr_t older;
     uint64_t reserved;
+    uint32_t shard;
+    uint32_t unused;
     struct rcucore_deferred entries[RCUCORE_BATCH_ENTRIES];
 };
 
@@ -118,11 +125,24 @@ _Static_assert(offsetof(struct rcucore_batch, head) == 0, "the node handed back 
  * locks are held across fork, so no batch is halfway to its queue in a forked child.
  */
 extern uintptr_t rcucore_batch_words[RCUCORE_BATCH_SHARDS][8] __attribute__((visibility("hidden")));
+
+/*
+ * The spare blocks of each shard: rcucore_batch_spares[k][0] is the first spare (0: none), the
+ * others linked through `older`; [k][1] is about how many there are (at most
+ * RCUCORE_BATCH_SPARES). Both only accessed atomically. A spare is taken only inside a read-side
+ * critical section and given back only by a batch's callback (after a grace period), so a spare
+ * seen first cannot come back while the taker's compare-exchange is pending (no ABA), nor be
+ * freed while the taker reads its link.
+ */
+extern uintptr_t rcucore_batch_spares[RCUCORE_BATCH_SHARDS][8] __attribute__((visibility("hidden")));
+static inline uintptr_t *rcucore_batch_spare_top(uint32_t shard) { return &rcucore_batch_spares[shard][0]; }
+static inline uintptr_t *rcucore_batch_spare_count(uint32_t shard) { return &rcucore_batch_spares[shard][1]; }
 extern uint64_t rcucore_batches_in_flight __attribute__((visibility("hidden")));
 
 static inline uintptr_t *rcucore_batch_word(uint32_t shard) { return &rcucore_batch_words[shard][0]; }
 static inline uint64_t *rcucore_batches_in_flight_word(void) { return &rcucore_batches_in_flight; }
 static inline uint64_t *rcucore_batch_reserved(struct rcucore_batch *b) { return &b->reserved; }
+static inline uintptr_t *rcucore_batch_older(struct rcucore_batch *b) { return &b->older; }
 static inline struct rcucore_deferred *rcucore_batch_entry(struct rcucore_batch *b, uint32_t i) {
     return &b->entries[i];
 }
