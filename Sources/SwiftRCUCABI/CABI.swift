@@ -643,8 +643,9 @@ public func swiftrcu_old_object(_ old: swiftrcu_const_old_ref?) -> UnsafeMutable
     // carries this handle after the read.
     let object = UnsafeMutableRawPointer(rcucore_retired_object(rcuabi_slot_retired(slot)))
         .assumingMemoryBound(to: Atomic<UInt>.self).pointee.load(ordering: .relaxed)
-    // Ordering: the acquire fence orders the read above before the stamp's second load; the
-    // retiring exchange (acquire) orders the next owner's writes after the stamp's change.
+    // Ordering: the acquire fence pairs with the release store of a record's object word
+    // (PointerCell.retire): if the read above saw a later owner's object, the stamp's change
+    // (retiring this handle came before that store) is visible to the second load.
     atomicMemoryFence(ordering: .acquiring)
     guard slot.stamp.pointee.load(ordering: .relaxed) == UInt64(handle) else { return nil }
     return UnsafeMutableRawPointer(bitPattern: object)

@@ -112,8 +112,9 @@ package enum DeferredBatches {
                 if !install(fresh, at: word, over: 0) { continue }
                 newest = UInt(bitPattern: fresh)
             }
-            // SAFETY: a block found in the word stays allocated until a grace period after its
-            // batch is taken, and we are inside a section that began before that.
+            // SAFETY: a block found in the word is neither freed nor reused as a spare until a
+            // grace period after its batch is taken, and we are inside a section that began
+            // before that.
             let block = UnsafeMutablePointer<rcucore_batch>(bitPattern: newest)!
             let count = reserved(block)
             // Ordering: relaxed; the compare-exchange below decides.

@@ -117,10 +117,11 @@ import Synchronization
     public func retire(_ object: UInt, into record: UnsafeMutablePointer<rcucore_retired>) {
         // SAFETY: the record is the caller's and not shared yet; the control's fields never change
         // while the cell is shared (the cell's invariant).
-        // Ordering: relaxed, an atomic store: a stale handle's lookup may read the word (the
-        // record's invariant); the record is shared later with a release.
+        // Ordering: release, an atomic store: a stale handle's lookup may read the word (the
+        // record's invariant), and one that reads this value must then see everything before it,
+        // such as the retiring of that handle (see swiftrcu_old_object).
         UnsafeMutableRawPointer(rcucore_retired_object(record)).assumingMemoryBound(to: Atomic<UInt>.self)
-            .pointee.store(object, ordering: .relaxed)
+            .pointee.store(object, ordering: .releasing)
         record.pointee.destroy = control.pointee.destroy
         record.pointee.context = control.pointee.context
     }
