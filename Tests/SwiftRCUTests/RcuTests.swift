@@ -118,6 +118,19 @@ struct RcuTests {
         #expect(tracker.live == 1)
     }
 
+    @Test func deferredReleasesRunWithoutABarrier() {
+        let tracker = Tracker()
+        let x = Rcu(Tracked(0, tracker))
+        for i in 1...3 { x.replace(Tracked(i, tracker))?.deferRelease() }
+        // Three releases in a batch that never fills: it is queued all the same, no barrier needed.
+        var waited = 0
+        while tracker.live > 1, waited < 5000 {
+            sleepMilliseconds(1)
+            waited += 1
+        }
+        #expect(tracker.live == 1)
+    }
+
     @Test func oldDroppedInsideSectionIsDeferredNotDeadlocked() throws {
         let tracker = Tracker()
         let x = Rcu(Tracked(1, tracker))
