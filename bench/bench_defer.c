@@ -34,22 +34,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <swiftrcu.h>
+#define BENCH_NAME "bench_defer"
+#include "bench_check.h"
 
 #define MAX_REPS 64
 #define MAX_WRITERS 2
-
-static void die(const char *what, int status) {
-    fprintf(stderr, "bench_defer: %s failed: %d (%s)\n", what, status,
-            status < 0 ? swiftrcu_strerror(status) : strerror(status));
-    exit(2);
-}
-
-#define CHECK_RCU(call)                        \
-    do {                                       \
-        int s_ = (call);                       \
-        if (s_ != SWIFTRCU_OK) die(#call, s_); \
-    } while (0)
 
 static uint64_t now_ns(void) {
     struct timespec ts;

@@ -37,23 +37,14 @@
 #include <swiftrcu.h>
 
 #include "bench_common.h"
+#define BENCH_NAME "bench_read"
+#include "bench_check.h"
 
 #define NOINLINE __attribute__((noinline))
 #define ALIGNED __attribute__((aligned(BENCH_CACHELINE)))
 #define MAX_REPS 64
 #define MAX_THREADS 2
 
-static void die(const char *what, int status) {
-    fprintf(stderr, "bench_read: %s failed: %d (%s)\n", what, status,
-            status < 0 ? swiftrcu_strerror(status) : strerror(status));
-    exit(2);
-}
-
-#define CHECK_RCU(call)                     \
-    do {                                    \
-        int s_ = (call);                    \
-        if (s_ != SWIFTRCU_OK) die(#call, s_); \
-    } while (0)
 #define CHECK_ERRNO(call)                   \
     do {                                    \
         int e_ = (call);                    \
