@@ -177,7 +177,7 @@ package enum DeferredBatches {
                 expected: first, desired: link, ordering: .acquiringAndReleasing)
             if exchanged {
                 // Ordering: relaxed; an estimate that bounds the spares.
-                spareCount(shard).pointee.subtract(1, ordering: .relaxed)
+                spareCount(shard).pointee.wrappingSubtract(1, ordering: .relaxed)
                 block = spare
                 break
             }
@@ -206,7 +206,7 @@ package enum DeferredBatches {
         let shard = first.pointee.shard
         let spares = spareCount(shard)
         // Ordering: relaxed; an estimate that bounds the spares.
-        guard spares.pointee.load(ordering: .relaxed) + count <= UInt(RCUCORE_BATCH_SPARES) else {
+        guard spares.pointee.load(ordering: .relaxed) &+ count <= UInt(RCUCORE_BATCH_SPARES) else {
             var block: UnsafeMutablePointer<rcucore_batch>? = first
             while let b = block {
                 // Ordering: relaxed; the chain is ours alone.
@@ -216,7 +216,7 @@ package enum DeferredBatches {
             }
             return
         }
-        spares.pointee.add(count, ordering: .relaxed)
+        spares.pointee.wrappingAdd(count, ordering: .relaxed)
         let top = spareTop(shard)
         // Ordering: relaxed; the exchange below publishes the link.
         var head = top.pointee.load(ordering: .relaxed)
