@@ -325,8 +325,9 @@ int swiftrcu_barrier(void) SWIFTRCU_NOEXCEPT;
 
 /**
  * Retires any object: destroy(object, context) runs after a grace period, asynchronously, on a
- * liburcu call_rcu thread (the library keeps it in a batch: 24 bytes in a block allocated per 64
- * retirements, or else in a small record of its own). For objects the program unpublished
+ * liburcu call_rcu thread (the library keeps it in a batch block of 64 words: one word when its
+ * destroy and context are those of the block's first entry, else three; or else in a small record
+ * of its own). For objects the program unpublished
  * itself, outside any swiftrcu_ptr. Never waits for a grace period; allowed inside a read section
  * and inside a destroy that runs deferred. swiftrcu_barrier() waits for it, and it follows
  * swiftrcu_old_defer()'s memory rules (the pending count and the pause past 262144).

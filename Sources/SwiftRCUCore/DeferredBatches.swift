@@ -10,21 +10,24 @@ import CSwiftRCUCore
 import Glibc
 import Synchronization
 
-/// Deferred destroys gathered per shard in blocks of `RCUCORE_BATCH_ENTRIES`, so that a writer
-/// deferring a stream of objects pays for liburcu's call_rcu once per block, and an entry costs
-/// 24 bytes written in sequence (the handle or record it came from can be reused at once).
+/// Deferred destroys gathered per shard in blocks of `RCUCORE_BATCH_WORDS` words, so that a
+/// writer deferring a stream of objects pays for liburcu's call_rcu once per block, and an entry
+/// costs one word written in sequence when its destroy and context are its block's (a block takes
+/// those of the entry it was made for), three when not (the handle or record it came from can be
+/// reused at once).
 ///
 /// # Invariants
 ///
 /// - a shard's word is its open batch: the newest block (0: none), whose `older` chain holds the
 ///   rest; a block is put in front only of a full one, so only the newest can have room;
-/// - an entry is reserved by a compare-exchange on its block's `reserved` (refused once the block
-///   is full or sealed) and written by its adder inside a read-side critical section that began
-///   before the adder loaded the word. A batch is taken (the word exchanged for 0, its newest
-///   block sealed) and queued (one call_rcu, `batchCallback`) with the shard's batch lock held, so
-///   `flushAll` (for a barrier) and fork never find a batch between the two; its callback runs
-///   after a grace period that began after the take, so every entry reserved in it is written,
-///   and no adder still looks at its blocks, which the callback frees;
+/// - an entry's words are reserved by a compare-exchange on its block's `reserved` (refused once
+///   the block is full or sealed; an entry that does not fit reserves the rest of the block,
+///   unused, and the block's `end` says so) and written by its adder inside a read-side critical
+///   section that began before the adder loaded the word. A batch is taken (the word exchanged
+///   for 0, its newest block sealed) and queued (one call_rcu, `batchCallback`) with the shard's
+///   batch lock held, so `flushAll` (for a barrier) and fork never find a batch between the two;
+///   its callback runs after a grace period that began after the take, so every entry reserved
+///   in it is written, and no adder still looks at its blocks, which the callback frees;
 /// - every entry was counted as a pending deferred destroy (`countDeferred`) before it was
 ///   reserved, and its batch's callback counts it completed;
 /// - `inFlight` counts the batches queued whose callback has not finished. An entry is queued
@@ -34,7 +37,7 @@ import Synchronization
 ///   done-then-look are sequentially consistent, so at least one of them sees the other).
 package enum DeferredBatches {
     private static var shards: UInt32 { UInt32(RCUCORE_BATCH_SHARDS) }
-    private static var capacity: UInt64 { UInt64(RCUCORE_BATCH_ENTRIES) }
+    private static var capacity: UInt64 { UInt64(RCUCORE_BATCH_WORDS) }
 
     @inline(__always)
     private static func word(_ shard: UInt32) -> UnsafeMutablePointer<Atomic<UInt>> {
@@ -75,6 +78,12 @@ package enum DeferredBatches {
         UnsafeMutableRawPointer(rcucore_batch_reserved(block)).assumingMemoryBound(to: Atomic<UInt64>.self)
     }
 
+    @inline(__always)
+    private static func records(_ block: UnsafeMutablePointer<rcucore_batch>) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        // SAFETY: as for `reserved`.
+        UnsafeMutableRawPointer(rcucore_batch_records(block)).assumingMemoryBound(to: Atomic<UInt64>.self)
+    }
+
     /// Queues `destroy(object, context)` to run after a grace period on a liburcu call_rcu thread,
     /// in the calling thread's shard's batch. Never waits for a grace period; allowed inside a
     /// read section; may pause a writer that outruns the call_rcu workers (`countDeferred`).
@@ -85,57 +94,68 @@ package enum DeferredBatches {
     ) -> Bool {
         countDeferred()
         let shard = UInt32(truncatingIfNeeded: rcushim_writer_serial()) & (shards - 1)
-        let queueNow = ReadSide.withInternalSection {
-            reserve(shard, rcucore_deferred(object: object, destroy: destroy, context: context))
-        } ?? nil
-        guard let queueNow else {
-            rcushim_count_deferred_completed(1) // counted above, never to run
-            return false
-        }
+        var queueNow = false
+        let placed = ReadSide.withInternalSection {
+            reserve(shard, rcucore_deferred(object: object, destroy: destroy, context: context), &queueNow)
+        } ?? false
         // Outside the section: queueing may take the batch lock.
         if queueNow { flush(shard) }
-        return true
+        if !placed { rcushim_count_deferred_completed(1) } // counted above, never to run
+        return placed
     }
 
-    /// Writes `entry` into a reserved place of shard `shard`'s open batch. Returns whether the
-    /// caller must queue the batch (see the type's invariants), or `nil` when memory for a new
-    /// block is out. Call inside a read-side critical section.
+    /// Writes `entry` into a reserved place of shard `shard`'s open batch. Returns `false` when
+    /// memory for a new block is out. Sets `queue` when the caller must queue the batch (see the
+    /// type's invariants), which can also happen when it returns `false`. Call inside a read-side
+    /// critical section.
     @inline(__always)
-    private static func reserve(_ shard: UInt32, _ entry: rcucore_deferred) -> Bool? {
+    private static func reserve(_ shard: UInt32, _ entry: rcucore_deferred, _ queue: inout Bool) -> Bool {
         let word = word(shard)
         while true {
             // Ordering: sequentially consistent pairs with the install below, and orders this
             // look before the reserve and the look at `inFlight` (see the type's invariants).
             var newest = word.pointee.load(ordering: .sequentiallyConsistent)
             if newest == 0 {
-                guard let fresh = newBlock(older: nil, shard) else { return nil }
+                guard let fresh = newBlock(older: nil, shard, for: entry) else { return false }
                 if !install(fresh, at: word, over: 0) { continue }
                 newest = UInt(bitPattern: fresh)
             }
             // SAFETY: a block found in the word is neither freed nor reused as a spare until a
             // grace period after its batch is taken, and we are inside a section that began
-            // before that.
+            // before that; its kind was set before it was shared.
             let block = UnsafeMutablePointer<rcucore_batch>(bitPattern: newest)!
+            let size = rcucore_batch_entry_words(block, entry.destroy, entry.context)
             let count = reserved(block)
             // Ordering: relaxed; the compare-exchange below decides.
             var n = count.pointee.load(ordering: .relaxed)
             while n < capacity {
+                let fits = n + size <= capacity
                 // Ordering: sequentially consistent; see the type's invariants.
                 let (exchanged, original) = count.pointee.compareExchange(
-                    expected: n, desired: n + 1, ordering: .sequentiallyConsistent)
+                    expected: n, desired: fits ? n + size : capacity, ordering: .sequentiallyConsistent)
                 if exchanged {
-                    // SAFETY: entry n is ours alone (reserved above); the batch's callback reads
-                    // it only after a grace period that waits for our section.
-                    rcucore_batch_entry(block, UInt32(n)).pointee = entry
-                    if n + 1 == capacity { return true }
+                    if !fits {
+                        // The rest of the block is ours and stays unused: no entry starts there.
+                        // SAFETY: only the adder that closed the block writes `end`, inside its
+                        // section; the callback reads it after the grace period.
+                        block.pointee.end = UInt32(n)
+                        queue = true // we filled it
+                        break
+                    }
+                    // SAFETY: words n..<n + size are ours alone (reserved above); the batch's
+                    // callback reads them only after a grace period that waits for our section.
+                    rcucore_batch_put(block, UInt32(n), size, entry)
                     // Ordering: sequentially consistent; see the type's invariants.
-                    return n == 0 && inFlight.pointee.load(ordering: .sequentiallyConsistent) == 0
+                    if n + size == capacity || (n == 0 && inFlight.pointee.load(ordering: .sequentiallyConsistent) == 0) {
+                        queue = true
+                    }
+                    return true
                 }
                 n = original
             }
             if n & RCUCORE_BATCH_SEALED != 0 { continue } // taken: the word has moved on
             // Full, and its batch not taken yet: a new block goes in front of it.
-            guard let fresh = newBlock(older: block, shard) else { return nil }
+            guard let fresh = newBlock(older: block, shard, for: entry) else { return false }
             _ = install(fresh, at: word, over: newest)
         }
     }
@@ -156,11 +176,11 @@ package enum DeferredBatches {
         return installed
     }
 
-    /// A block for shard `shard` in front of `older`, with nothing reserved: one of the shard's
-    /// spares, or fresh memory; `nil` when memory is out. Call inside a read-side critical
-    /// section (see `rcucore_batch_spares`).
+    /// A block for shard `shard` in front of `older`, with nothing reserved and the kind of
+    /// `entry`: one of the shard's spares, or fresh memory; `nil` when memory is out. Call inside
+    /// a read-side critical section (see `rcucore_batch_spares`).
     private static func newBlock(
-        older next: UnsafeMutablePointer<rcucore_batch>?, _ shard: UInt32
+        older next: UnsafeMutablePointer<rcucore_batch>?, _ shard: UInt32, for entry: rcucore_deferred
     ) -> UnsafeMutablePointer<rcucore_batch>? {
         let top = spareTop(shard)
         // Ordering: acquire pairs with the release in `giveBack`, so a spare's link is visible.
@@ -191,9 +211,13 @@ package enum DeferredBatches {
         // SAFETY: the block is ours (taken or fresh) and not shared until `install`; the header is
         // set here, the entries by their adders.
         block.pointee.shard = shard
+        block.pointee.destroy = entry.destroy
+        block.pointee.context = entry.context
+        block.pointee.end = UInt32(capacity)
         // Ordering: relaxed; `install` publishes the block with a release.
         older(block).pointee.store(UInt(bitPattern: next), ordering: .relaxed)
         reserved(block).pointee.store(0, ordering: .relaxed)
+        records(block).pointee.store(0, ordering: .relaxed)
         return block
     }
 
@@ -283,13 +307,16 @@ package enum DeferredBatches {
             var ran: UInt64 = 0
             var block: UnsafeMutablePointer<rcucore_batch>? = first
             while let b = block {
-                // Ordering: relaxed; the grace period ordered the reserves and links before us.
-                let n = min(reserved(b).pointee.load(ordering: .relaxed) & ~RCUCORE_BATCH_SEALED, capacity)
-                for i in 0..<UInt32(n) {
-                    let entry = rcucore_batch_entry(b, i).pointee
+                let used = rcucore_batch_used(b)
+                var i: UInt32 = 0
+                while i < used {
+                    var entry = rcucore_deferred()
+                    // SAFETY: words below `used` hold whole entries, written before the grace
+                    // period (the type's invariants).
+                    i += rcucore_batch_get(b, i, &entry)
                     destroyObject(entry.object, entry.destroy, entry.context)
+                    ran += 1
                 }
-                ran += n
                 blocks += 1
                 last = b
                 // Ordering: as above.

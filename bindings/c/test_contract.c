@@ -1841,6 +1841,77 @@ static void test_retire_and_call(void) {
     CHECK_EQ_INT(atomic_load(&retired_wrong_context), 0);
 }
 
+/* Destroys of different functions and contexts interleaved in one thread's batches: each entry
+ * of its block's kind is kept as one word, any other as three, and one that does not fit at the
+ * end of a block leaves the rest unused; each must still run exactly once, with its own function
+ * and context. */
+#define MIXED_OBJECTS 20000
+static unsigned char mixed_runs[MIXED_OBJECTS];
+static atomic_int mixed_wrong;
+static int mixed_contexts[2];
+
+/* Object i is i * 4 + its kind: kinds 0 and 1 are mixed_destroy_a with context 0 or 1, kind 2 is
+ * mixed_destroy_b with context 0. */
+static void mixed_check(void *object, int kind) {
+    uintptr_t bits = (uintptr_t)object;
+    uintptr_t i = bits / 4;
+    if (i >= MIXED_OBJECTS || (int)(bits % 4) != kind) {
+        atomic_fetch_add(&mixed_wrong, 1);
+        return;
+    }
+    __atomic_fetch_add(&mixed_runs[i], 1, __ATOMIC_RELAXED);
+}
+static void mixed_destroy_a(void *object, void *context) {
+    mixed_check(object, context == &mixed_contexts[0] ? 0 : context == &mixed_contexts[1] ? 1 : -1);
+}
+static void mixed_destroy_b(void *object, void *context) {
+    mixed_check(object, context == &mixed_contexts[0] ? 2 : -1);
+}
+
+static void test_retire_mixed_kinds(void) {
+    swiftrcu_destroy_fn fns[3] = {mixed_destroy_a, mixed_destroy_a, mixed_destroy_b};
+    void *contexts[3] = {&mixed_contexts[0], &mixed_contexts[1], &mixed_contexts[0]};
+    /* Updates of ptrs of each kind, as old_defer adds them, besides swiftrcu_retire. */
+    swiftrcu_ptr *ptrs[3];
+    for (int k = 0; k < 3; k++) {
+        ptrs[k] = swiftrcu_new(NULL, fns[k], contexts[k]);
+        CHECK(ptrs[k] != NULL);
+    }
+    /* Runs of one kind of random length (1 to 8), so that three-word entries start at every
+     * word of a block, the last ones included. */
+    uint32_t seed = 12345;
+    int kind = 0, run = 0, refused = 0;
+    for (uintptr_t i = 0; i < MIXED_OBJECTS; i++) {
+        if (run == 0) {
+            seed = seed * 1103515245u + 12345u;
+            kind = (int)((seed >> 16) % 3);
+            run = 1 + (int)((seed >> 8) % 8);
+        }
+        run--;
+        void *object = (void *)(i * 4 + (uintptr_t)kind);
+        if (i % 3 == 0) {
+            swiftrcu_old *old = NULL;
+            refused += swiftrcu_replace(ptrs[kind], object, &old) != SWIFTRCU_OK;
+            if (old != NULL)
+                refused += swiftrcu_old_defer(old) != SWIFTRCU_OK;
+        } else {
+            refused += swiftrcu_retire(object, fns[kind], contexts[kind]) != SWIFTRCU_OK;
+        }
+    }
+    for (int k = 0; k < 3; k++)
+        CHECK_EQ_INT(swiftrcu_free(ptrs[k]), SWIFTRCU_OK); /* destroys each one's last object */
+    CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
+    CHECK_EQ_INT(refused, 0);
+    CHECK_EQ_INT(atomic_load(&mixed_wrong), 0);
+    int once = 0, twice = 0;
+    for (int i = 0; i < MIXED_OBJECTS; i++) {
+        once += mixed_runs[i] == 1;
+        twice += mixed_runs[i] > 1;
+    }
+    CHECK_EQ_INT(once, MIXED_OBJECTS);
+    CHECK_EQ_INT(twice, 0);
+}
+
 int main(void) {
     harness_watchdog(120);
     test_version_and_errors();
@@ -1866,6 +1937,7 @@ int main(void) {
     test_regions();
     test_region_threads();
     test_retire_and_call();
+    test_retire_mixed_kinds();
     test_defer_progress();
     test_old_object_races_defer();
     CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);

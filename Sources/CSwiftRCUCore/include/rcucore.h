@@ -81,40 +81,62 @@ struct rcucore_deferred {
     void *_Nullable context;
 };
 
-/** Deferred destroys per batch block; the adder that fills a block queues its batch. */
-#define RCUCORE_BATCH_ENTRIES 64
+/** Words per batch block. An entry whose destroy and context are its block's takes one word
+ *  (its object); any other takes three (object, destroy, context). The adder that fills a block
+ *  queues its batch. */
+#define RCUCORE_BATCH_WORDS 64
 /** Set in a block's `reserved` once its batch is taken: no entry can be reserved in it after. */
 #define RCUCORE_BATCH_SEALED (1ULL << 63)
 /** Batch shards: a thread adds to the shard of its thread serial. */
 #define RCUCORE_BATCH_SHARDS 8
-/** Spare blocks a shard keeps for reuse (about 800 KiB); a batch's blocks beyond them are freed. */
+/** Spare blocks a shard keeps for reuse (about 288 KiB); a batch's blocks beyond them are freed. */
 #define RCUCORE_BATCH_SPARES 512
+
+/** One word of a batch block: an entry's object, or the destroy or context of an entry that
+ *  takes three words. */
+union rcucore_batch_word {
+    void *_Nullable object;
+    rcucore_destroy_fn _Nullable destroy;
+    void *_Nullable context;
+};
 
 /**
  * One block of a batch of deferred destroys (Sources/SwiftRCUCore/DeferredBatches.swift, which
- * says how it is used), on the heap. `head` comes first, so the node liburcu hands back is the
- * block.
+ * says how it is used), on the heap: a header line, then the words. `head` comes first, so the
+ * node liburcu hands back is the block.
  *
- * Invariants: `reserved` is the number of entries handed out (at most RCUCORE_BATCH_ENTRIES),
- * with RCUCORE_BATCH_SEALED once the block's batch was taken; only accessed atomically. Entry i
- * (i below the count) is written by the adder that reserved it, inside a read-side critical
- * section that began before the block was taken, so it is complete once a grace period has
- * passed after the take. `older` (set before the block is shared) is the full block that was
- * the shard's newest when this one was put in front of it, or NULL; a batch is its newest block
- * and every block reached through `older`. While the block is a spare, `older` links it to the
- * next spare of its shard. `older` is only accessed atomically (a thread taking a spare may read
- * it while another thread has taken that spare already). `shard` is the shard the block was
- * made for.
+ * Invariants: `reserved` is the number of words handed out (at most RCUCORE_BATCH_WORDS), with
+ * RCUCORE_BATCH_SEALED once the block's batch was taken; only accessed atomically. The words of
+ * an entry (below the count and below `end`) are written by the adder that reserved them, inside
+ * a read-side critical section that began before the block was taken, so they are complete once
+ * a grace period has passed after the take. `destroy` and `context` (the block's kind) are set
+ * before the block is shared and not changed while it is; an entry of that kind is one word, its
+ * object. Bit i of `records` (only accessed atomically) is set by the adder of a three-word entry
+ * starting at word i. `end` is RCUCORE_BATCH_WORDS, or the first word of a three-word entry that
+ * did not fit: the adder that reserved the rest of the block for it sets it, and no entry starts
+ * there or after. `older` (set before the block is shared) is the full block that was the
+ * shard's newest when this one was put in front of it, or NULL; a batch is its newest block and
+ * every block reached through `older`. While the block is a spare, `older` links it to the next
+ * spare of its shard. `older` is only accessed atomically (a thread taking a spare may read it
+ * while another thread has taken that spare already). `shard` is the shard the block was made
+ * for.
  */
 struct rcucore_batch {
     struct rcu_head head;
     uintptr_t older;
     uint64_t reserved;
+    rcucore_destroy_fn _Nullable destroy;
+    void *_Nullable context;
+    uint64_t records;
     uint32_t shard;
-    uint32_t unused;
-    struct rcucore_deferred entries[RCUCORE_BATCH_ENTRIES];
+    uint32_t end;
+    union rcucore_batch_word words[RCUCORE_BATCH_WORDS];
 };
 
+_Static_assert(RCUCORE_BATCH_WORDS <= 64, "one bit of `records` per word");
+_Static_assert(offsetof(struct rcucore_batch, words) == 64, "the header is one cache line");
+_Static_assert(sizeof(struct rcucore_batch) < 1024,
+               "under glibc's large requests, whose malloc first consolidates the fast bins");
 _Static_assert(offsetof(struct rcucore_batch, head) == 0, "the node handed back is the block");
 
 /*
@@ -143,8 +165,45 @@ static inline uintptr_t *rcucore_batch_word(uint32_t shard) { return &rcucore_ba
 static inline uint64_t *rcucore_batches_in_flight_word(void) { return &rcucore_batches_in_flight; }
 static inline uint64_t *rcucore_batch_reserved(struct rcucore_batch *b) { return &b->reserved; }
 static inline uintptr_t *rcucore_batch_older(struct rcucore_batch *b) { return &b->older; }
-static inline struct rcucore_deferred *rcucore_batch_entry(struct rcucore_batch *b, uint32_t i) {
-    return &b->entries[i];
+static inline uint64_t *rcucore_batch_records(struct rcucore_batch *b) { return &b->records; }
+/* The words an entry of (destroy, context) takes in block b: 1 when that is b's kind, else 3. */
+static inline uint64_t rcucore_batch_entry_words(const struct rcucore_batch *b,
+                                                 rcucore_destroy_fn _Nullable destroy,
+                                                 void *_Nullable context) {
+    return b->destroy == destroy && b->context == context ? 1 : 3;
+}
+/* Writes entry e into words i... of b, reserved by the caller (`words` of them, as counted by
+ * rcucore_batch_entry_words). */
+static inline void rcucore_batch_put(struct rcucore_batch *b, uint32_t i, uint64_t words,
+                                     struct rcucore_deferred e) {
+    b->words[i].object = e.object;
+    if (words == 1) return;
+    b->words[i + 1].destroy = e.destroy;
+    b->words[i + 2].context = e.context;
+    /* Ordering: relaxed; the grace period before the batch's callback orders it with the words. */
+    __atomic_fetch_or(&b->records, 1ULL << i, __ATOMIC_RELAXED);
+}
+/* The entry starting at word i of b into *e; returns the words it takes. Only after the grace
+ * period that follows the block's take. */
+static inline uint32_t rcucore_batch_get(const struct rcucore_batch *b, uint32_t i,
+                                         struct rcucore_deferred *e) {
+    /* Ordering: relaxed; the grace period ordered the adders' bits before us. */
+    if (__atomic_load_n(&b->records, __ATOMIC_RELAXED) & (1ULL << i)) {
+        e->object = b->words[i].object;
+        e->destroy = b->words[i + 1].destroy;
+        e->context = b->words[i + 2].context;
+        return 3;
+    }
+    e->object = b->words[i].object;
+    e->destroy = b->destroy;
+    e->context = b->context;
+    return 1;
+}
+/* The words of b that hold entries. Only after the grace period that follows the block's take. */
+static inline uint32_t rcucore_batch_used(const struct rcucore_batch *b) {
+    /* Ordering: relaxed; the grace period ordered the reserves before us. */
+    uint64_t n = __atomic_load_n(&b->reserved, __ATOMIC_RELAXED) & ~RCUCORE_BATCH_SEALED;
+    return n < b->end ? (uint32_t)n : b->end;
 }
 static inline struct rcu_head *rcucore_batch_head(struct rcucore_batch *b) { return &b->head; }
 static inline struct rcucore_batch *rcucore_batch_of_head(struct rcu_head *h) {
