@@ -199,6 +199,16 @@ static inline uint32_t rcucore_batch_get(const struct rcucore_batch *b, uint32_t
     e->context = b->context;
     return 1;
 }
+/* Prefetches, for writing, the line of the object in word i of b and that of the word before it
+ * (where malloc keeps a chunk's size), which a destroy that frees the object reads and writes:
+ * the callback runs this some entries ahead, so that those lines come in while earlier destroys
+ * run. Only a hint: a prefetch never faults, whatever the word holds. Only after the grace period
+ * that follows the block's take. */
+static inline void rcucore_batch_prefetch(const struct rcucore_batch *b, uint32_t i) {
+    uintptr_t object = (uintptr_t)b->words[i].object;
+    __builtin_prefetch((const void *)(object - sizeof(void *)), 1, 3);
+    __builtin_prefetch((const void *)object, 1, 3);
+}
 /* The words of b that hold entries. Only after the grace period that follows the block's take. */
 static inline uint32_t rcucore_batch_used(const struct rcucore_batch *b) {
     /* Ordering: relaxed; the grace period ordered the reserves before us. */
