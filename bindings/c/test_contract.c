@@ -1850,12 +1850,13 @@ static unsigned char mixed_runs[MIXED_OBJECTS];
 static atomic_int mixed_wrong;
 static int mixed_contexts[2];
 
-/* Object i is i * 4 + its kind: kinds 0 and 1 are mixed_destroy_a with context 0 or 1, kind 2 is
- * mixed_destroy_b with context 0. */
+/* Object i is (i + 1) * 4 + its kind (never NULL): kinds 0 and 1 are mixed_destroy_a with context
+ * 0 or 1, kind 2 is mixed_destroy_b with context 0. */
+#define MIXED_OBJECT(i, kind) ((void *)(((uintptr_t)(i) + 1) * 4 + (uintptr_t)(kind)))
 static void mixed_check(void *object, int kind) {
     uintptr_t bits = (uintptr_t)object;
-    uintptr_t i = bits / 4;
-    if (i >= MIXED_OBJECTS || (int)(bits % 4) != kind) {
+    uintptr_t i = bits / 4 - 1;
+    if (bits < 4 || i >= MIXED_OBJECTS || (int)(bits % 4) != kind) {
         atomic_fetch_add(&mixed_wrong, 1);
         return;
     }
@@ -1888,7 +1889,7 @@ static void test_retire_mixed_kinds(void) {
             run = 1 + (int)((seed >> 8) % 8);
         }
         run--;
-        void *object = (void *)(i * 4 + (uintptr_t)kind);
+        void *object = MIXED_OBJECT(i, kind);
         if (i % 3 == 0) {
             swiftrcu_old *old = NULL;
             refused += swiftrcu_replace(ptrs[kind], object, &old) != SWIFTRCU_OK;
@@ -1910,6 +1911,51 @@ static void test_retire_mixed_kinds(void) {
     }
     CHECK_EQ_INT(once, MIXED_OBJECTS);
     CHECK_EQ_INT(twice, 0);
+}
+
+/* The same from 16 threads at once: batches are per shard (8, by thread serial), so pairs of
+ * threads share blocks, and entries of different kinds are reserved and marked in one block
+ * concurrently. Each thread retires its objects MIXED_REPEATS times per round. */
+#define MIXED_THREADS 16
+#define MIXED_REPEATS 20
+static int mixed_per_thread;
+static pthread_barrier_t mixed_start;
+
+static void *mixed_retirer(void *arg) {
+    uintptr_t first = (uintptr_t)arg * (uintptr_t)mixed_per_thread;
+    swiftrcu_destroy_fn fns[3] = {mixed_destroy_a, mixed_destroy_a, mixed_destroy_b};
+    void *contexts[3] = {&mixed_contexts[0], &mixed_contexts[1], &mixed_contexts[0]};
+    pthread_barrier_wait(&mixed_start);
+    for (int r = 0; r < MIXED_REPEATS; r++) {
+        for (uintptr_t i = first; i < first + (uintptr_t)mixed_per_thread; i++) {
+            int kind = (int)((i * 7 + i / 5 + (uintptr_t)r) % 3); /* runs and changes of kind */
+            if (swiftrcu_retire(MIXED_OBJECT(i, kind), fns[kind], contexts[kind]) != SWIFTRCU_OK)
+                atomic_fetch_add(&mixed_wrong, 1);
+        }
+    }
+    return NULL;
+}
+
+static void test_retire_mixed_kinds_threads(void) {
+    memset(mixed_runs, 0, sizeof mixed_runs);
+    atomic_store(&mixed_wrong, 0);
+    mixed_per_thread = MIXED_OBJECTS / MIXED_THREADS;
+    int rounds = harness_scaled(5);
+    for (int round = 0; round < rounds; round++) {
+        pthread_t threads[MIXED_THREADS];
+        pthread_barrier_init(&mixed_start, NULL, MIXED_THREADS);
+        for (int t = 0; t < MIXED_THREADS; t++)
+            pthread_create(&threads[t], NULL, mixed_retirer, (void *)(uintptr_t)t);
+        for (int t = 0; t < MIXED_THREADS; t++)
+            pthread_join(threads[t], NULL);
+        pthread_barrier_destroy(&mixed_start);
+        CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
+    }
+    CHECK_EQ_INT(atomic_load(&mixed_wrong), 0);
+    int right = 0;
+    for (int i = 0; i < MIXED_THREADS * mixed_per_thread; i++)
+        right += mixed_runs[i] == rounds * MIXED_REPEATS;
+    CHECK_EQ_INT(right, MIXED_THREADS * mixed_per_thread); /* each run once per retire */
 }
 
 int main(void) {
@@ -1938,6 +1984,7 @@ int main(void) {
     test_region_threads();
     test_retire_and_call();
     test_retire_mixed_kinds();
+    test_retire_mixed_kinds_threads();
     test_defer_progress();
     test_old_object_races_defer();
     CHECK_EQ_INT(swiftrcu_barrier(), SWIFTRCU_OK);
