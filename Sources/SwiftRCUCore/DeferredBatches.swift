@@ -218,7 +218,7 @@ package enum DeferredBatches {
         block.pointee.destroy = entry.destroy
         block.pointee.context = entry.context
         block.pointee.end = UInt32(capacity)
-        // Ordering: relaxed; `install` publishes the block with a release.
+        // Ordering: relaxed, all three; `install` publishes the block with a release.
         older(block).pointee.store(UInt(bitPattern: next), ordering: .relaxed)
         reserved(block).pointee.store(0, ordering: .relaxed)
         records(block).pointee.store(0, ordering: .relaxed)
