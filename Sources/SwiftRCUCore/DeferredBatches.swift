@@ -327,7 +327,7 @@ package enum DeferredBatches {
                 }
                 blocks += 1
                 last = b
-                // Ordering: as above.
+                // Ordering: relaxed; the grace period ordered the links before us.
                 block = UnsafeMutablePointer(bitPattern: older(b).pointee.load(ordering: .relaxed))
             }
             return ran
