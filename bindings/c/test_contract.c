@@ -1869,13 +1869,15 @@ static void mixed_destroy_b(void *object, void *context) {
     mixed_check(object, context == &mixed_contexts[0] ? 2 : -1);
 }
 
+/* The destroy function and context of each kind (see mixed_check). */
+static const swiftrcu_destroy_fn fns_of_kind[3] = {mixed_destroy_a, mixed_destroy_a, mixed_destroy_b};
+static void *const contexts_of_kind[3] = {&mixed_contexts[0], &mixed_contexts[1], &mixed_contexts[0]};
+
 static void test_retire_mixed_kinds(void) {
-    swiftrcu_destroy_fn fns[3] = {mixed_destroy_a, mixed_destroy_a, mixed_destroy_b};
-    void *contexts[3] = {&mixed_contexts[0], &mixed_contexts[1], &mixed_contexts[0]};
     /* Updates of ptrs of each kind, as old_defer adds them, besides swiftrcu_retire. */
     swiftrcu_ptr *ptrs[3];
     for (int k = 0; k < 3; k++) {
-        ptrs[k] = swiftrcu_new(NULL, fns[k], contexts[k]);
+        ptrs[k] = swiftrcu_new(NULL, fns_of_kind[k], contexts_of_kind[k]);
         CHECK(ptrs[k] != NULL);
     }
     /* Runs of one kind of random length (1 to 8), so that three-word entries start at every
@@ -1896,7 +1898,7 @@ static void test_retire_mixed_kinds(void) {
             if (old != NULL)
                 refused += swiftrcu_old_defer(old) != SWIFTRCU_OK;
         } else {
-            refused += swiftrcu_retire(object, fns[kind], contexts[kind]) != SWIFTRCU_OK;
+            refused += swiftrcu_retire(object, fns_of_kind[kind], contexts_of_kind[kind]) != SWIFTRCU_OK;
         }
     }
     for (int k = 0; k < 3; k++)
@@ -1923,13 +1925,12 @@ static pthread_barrier_t mixed_start;
 
 static void *mixed_retirer(void *arg) {
     uintptr_t first = (uintptr_t)arg * (uintptr_t)mixed_per_thread;
-    swiftrcu_destroy_fn fns[3] = {mixed_destroy_a, mixed_destroy_a, mixed_destroy_b};
-    void *contexts[3] = {&mixed_contexts[0], &mixed_contexts[1], &mixed_contexts[0]};
     pthread_barrier_wait(&mixed_start);
     for (int r = 0; r < MIXED_REPEATS; r++) {
         for (uintptr_t i = first; i < first + (uintptr_t)mixed_per_thread; i++) {
             int kind = (int)((i * 7 + i / 5 + (uintptr_t)r) % 3); /* runs and changes of kind */
-            if (swiftrcu_retire(MIXED_OBJECT(i, kind), fns[kind], contexts[kind]) != SWIFTRCU_OK)
+            int status = swiftrcu_retire(MIXED_OBJECT(i, kind), fns_of_kind[kind], contexts_of_kind[kind]);
+            if (status != SWIFTRCU_OK)
                 atomic_fetch_add(&mixed_wrong, 1);
         }
     }
